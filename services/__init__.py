@@ -1,0 +1,1 @@
+"""The services of the platform; each imports only `shared`, never another service."""

@@ -1,0 +1,73 @@
+"""Read-only SQL of the API service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+BATCH_COLUMNS = """batch_id, dataset, status, file_name, sha256, size_bytes, schema_drift, received_at,
+    finished_at, rows_in, rows_valid, rows_rejected, rows_duplicate, error"""
+
+
+async def get_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (
+        (await conn.execute(text(f"SELECT {BATCH_COLUMNS} FROM ops.batches WHERE batch_id = :id"), {"id": batch_id}))
+        .mappings()
+        .one_or_none()
+    )
+    return dict(row) if row else None
+
+
+async def list_batches(
+    conn: AsyncConnection, *, dataset: str | None, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            f"""SELECT {BATCH_COLUMNS} FROM ops.batches
+                WHERE (CAST(:dataset AS text) IS NULL OR dataset = :dataset)
+                  AND (CAST(:status AS text) IS NULL OR status = :status)
+                ORDER BY received_at DESC LIMIT :limit"""
+        ),
+        {"dataset": dataset, "status": status, "limit": limit},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def batch_stages(conn: AsyncConnection, batch_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            """SELECT stage, status, attempts, started_at, finished_at, error,
+                      extract(epoch FROM finished_at - started_at) * 1000 AS duration_ms
+               FROM ops.batch_stages WHERE batch_id = :id
+               ORDER BY array_position(ARRAY['ingest', 'transform', 'quality', 'warehouse'], stage)"""
+        ),
+        {"id": batch_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def quality_results(conn: AsyncConnection, batch_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            """SELECT check_name, check_type, severity, status, observed, threshold, failing_sample, duration_ms,
+                      config_version
+               FROM ops.quality_results WHERE batch_id = :id ORDER BY result_id"""
+        ),
+        {"id": batch_id},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def daily_kpis(conn: AsyncConnection, *, start: date, end: date) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            """SELECT date, orders, revenue, units, avg_order_value, distinct_customers, cancelled, refunded
+               FROM analytics.daily_sales WHERE date BETWEEN :start AND :end ORDER BY date"""
+        ),
+        {"start": start, "end": end},
+    )
+    return [dict(r) for r in rows.mappings()]

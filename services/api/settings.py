@@ -1,0 +1,7 @@
+"""Settings of the API service."""
+
+from shared.settings import PlatformSettings
+
+
+class ApiSettings(PlatformSettings):
+    pass

@@ -1,0 +1,86 @@
+"""SQL of the ingest service."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+@dataclass(frozen=True)
+class ExistingBatch:
+    batch_id: uuid.UUID
+    status: str
+    sha256: str
+    size_bytes: int
+
+
+async def find_by_content(conn: AsyncConnection, *, dataset: str, sha256: str) -> ExistingBatch | None:
+    row = (
+        await conn.execute(
+            text(
+                """SELECT batch_id, status, sha256, size_bytes FROM ops.batches
+                   WHERE dataset = :dataset AND sha256 = :sha256"""
+            ),
+            {"dataset": dataset, "sha256": sha256},
+        )
+    ).one_or_none()
+    return ExistingBatch(*row) if row else None
+
+
+async def find_by_idempotency_key(conn: AsyncConnection, *, dataset: str, key: str) -> ExistingBatch | None:
+    row = (
+        await conn.execute(
+            text(
+                """SELECT batch_id, status, sha256, size_bytes FROM ops.batches
+                   WHERE dataset = :dataset AND idempotency_key = :key"""
+            ),
+            {"dataset": dataset, "key": key},
+        )
+    ).one_or_none()
+    return ExistingBatch(*row) if row else None
+
+
+async def insert_batch(
+    conn: AsyncConnection,
+    *,
+    batch_id: uuid.UUID,
+    dataset: str,
+    file_name: str,
+    file_format: str,
+    content_type: str,
+    bucket: str,
+    key: str,
+    sha256: str,
+    size_bytes: int,
+    idempotency_key: str | None,
+    header: list[str],
+    schema_drift: list[str],
+) -> bool:
+    """Insert a received batch; False when the same content (or idempotency key) won a race to it."""
+    result = await conn.execute(
+        text(
+            """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, content_type,
+                   object_bucket, object_key, sha256, size_bytes, idempotency_key, header, schema_drift)
+               VALUES (:batch_id, :dataset, 'received', :file_name, :file_format, :content_type,
+                   :bucket, :key, :sha256, :size_bytes, :idempotency_key, :header, :schema_drift)
+               ON CONFLICT DO NOTHING"""
+        ),
+        {
+            "batch_id": batch_id,
+            "dataset": dataset,
+            "file_name": file_name,
+            "file_format": file_format,
+            "content_type": content_type,
+            "bucket": bucket,
+            "key": key,
+            "sha256": sha256,
+            "size_bytes": size_bytes,
+            "idempotency_key": idempotency_key,
+            "header": header,
+            "schema_drift": schema_drift,
+        },
+    )
+    return result.rowcount == 1

@@ -1,0 +1,7 @@
+"""Settings of the quality service."""
+
+from shared.settings import PlatformSettings
+
+
+class QualitySettings(PlatformSettings):
+    pass

@@ -1,0 +1,184 @@
+"""The transform stage: raw object → raw.*, silver Parquet, staging.* and rejects, with conservation.
+
+I/O lives here; the rules live in :mod:`services.transform.transforms`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.transform import transforms as T
+from services.transform.settings import TransformSettings
+from shared.batches import BatchRow, record_event
+from shared.datasets import CONTRACTS, Dataset
+from shared.db import raw_connection
+from shared.events import BatchReceived, BatchStaged, Event, RowCounts
+from shared.logs import get_logger
+from shared.worker import Resources, run_stage
+
+log = get_logger(__name__)
+
+# Spark writes CSV the way PostgreSQL's COPY reads it: "" escapes a quote, an unquoted empty field is
+# NULL and a quoted one an empty string, timestamps in ISO 8601 with their offset.
+COPY_CSV_OPTIONS = {
+    "header": "false",
+    "quote": '"',
+    "escape": '"',
+    "emptyValue": '""',
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+    "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
+    "encoding": "UTF-8",
+}
+
+
+class ConservationError(Exception):
+    """The stage's own row accounting does not add up: the batch fails loudly rather than load."""
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    counts: RowCounts
+    raw_csv: Path
+    staged_csv: Path
+    rejects_csv: Path
+    parquet: Path
+
+
+def _read_csv(spark: SparkSession, path: Path) -> DataFrame:
+    df = spark.read.options(header="true", inferSchema="false", mode="PERMISSIVE", encoding="UTF-8").csv(str(path))
+    # A UTF-8 byte order mark ends up in the first column's name; the contract's names are exact.
+    return df.toDF(*[name.lstrip("\ufeff").strip() for name in df.columns])
+
+
+def _with_batch(df: DataFrame, batch_id: uuid.UUID) -> DataFrame:
+    return df.select(F.lit(str(batch_id)).alias("batch_id"), *df.columns)
+
+
+def run_sales_job(spark: SparkSession, *, batch_id: uuid.UUID, source: Path, out: Path, now: datetime) -> StageOutput:
+    """The Spark part of a sales batch: every output written under ``out``, counts computed."""
+    raw = T.to_contract_text(T.with_source_lines(_read_csv(spark, source)), Dataset.sales).persist()
+    typed, staged = T.clean_sales(raw, T.SalesRules(now=now))
+    typed = typed.persist()
+    try:
+        _with_batch(raw, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "raw"))
+        staged_rows = staged.select(*T.SALES_STAGING_COLUMNS)
+        staged_rows.write.parquet(str(out / "parquet"))
+        parquet = spark.read.parquet(str(out / "parquet"))
+        _with_batch(parquet, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "staged"))
+        rejects = T.rejected_rows(typed).select(
+            F.col(T.SOURCE_LINE),
+            F.concat(F.lit("{"), F.array_join(F.col(T.REASONS), ","), F.lit("}")).alias(T.REASONS),
+            F.col("record"),
+        )
+        _with_batch(rejects, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "rejects"))
+        totals = typed.agg(
+            F.count(F.lit(1)).alias("rows_in"),
+            F.sum(F.when(F.size(F.col(T.REASONS)) > 0, 1).otherwise(0)).alias("rejected"),
+        ).first()
+        rows_in = int(totals["rows_in"]) if totals else 0
+        rejected = int(totals["rejected"] or 0) if totals else 0
+        valid = parquet.count()
+        counts = RowCounts(
+            rows_in=rows_in,
+            rows_valid=valid,
+            rows_rejected=rejected,
+            rows_duplicate=rows_in - rejected - valid,
+        )
+    finally:
+        typed.unpersist()
+        raw.unpersist()
+    return StageOutput(counts, out / "raw", out / "staged", out / "rejects", out / "parquet")
+
+
+async def _copy_csv_dir(conn: AsyncConnection, directory: Path, schema: str, table: str, columns: list[str]) -> int:
+    driver = await raw_connection(conn)
+    copied = 0
+    for part in sorted(directory.glob("part-*")):
+        status = await driver.copy_to_table(table, schema_name=schema, source=part, columns=columns, format="csv")
+        copied += int(status.split()[-1])
+    return copied
+
+
+async def _replace_batch_rows(
+    conn: AsyncConnection, dataset: Dataset, batch_id: uuid.UUID, output: StageOutput
+) -> None:
+    """Replace whatever an earlier attempt left for this batch: a rerun never adds rows."""
+    for schema, table in (
+        ("raw", dataset.value),
+        ("staging", dataset.value),
+        ("staging", f"{dataset.value}_rejects"),
+    ):
+        await conn.execute(text(f"DELETE FROM {schema}.{table} WHERE batch_id = :b"), {"b": batch_id})
+    contract_columns = list(CONTRACTS[dataset].column_names)
+    raw_rows = await _copy_csv_dir(
+        conn, output.raw_csv, "raw", dataset.value, ["batch_id", T.SOURCE_LINE, *contract_columns]
+    )
+    staged_rows = await _copy_csv_dir(
+        conn, output.staged_csv, "staging", dataset.value, ["batch_id", *T.SALES_STAGING_COLUMNS]
+    )
+    rejected_rows = await _copy_csv_dir(
+        conn,
+        output.rejects_csv,
+        "staging",
+        f"{dataset.value}_rejects",
+        ["batch_id", T.SOURCE_LINE, T.REASONS, "record"],
+    )
+    counts = output.counts
+    if (raw_rows, staged_rows, rejected_rows) != (counts.rows_in, counts.rows_valid, counts.rows_rejected):
+        raise ConservationError(
+            f"rows copied (raw {raw_rows}, staged {staged_rows}, rejected {rejected_rows}) differ from the "
+            f"stage's counts {counts.model_dump()}"
+        )
+    if counts.rows_duplicate < 0 or counts.rows_in != counts.rows_valid + counts.rows_rejected + counts.rows_duplicate:
+        raise ConservationError(f"rows do not add up: {counts.model_dump()}")
+
+
+async def stage_batch(resources: Resources[TransformSettings], event: BatchReceived, spark: SparkSession) -> None:
+    settings = resources.settings
+
+    async def work(conn: AsyncConnection, batch: BatchRow) -> list[Event]:
+        dataset = Dataset(batch.dataset)
+        if dataset is not Dataset.sales:
+            raise NotImplementedError(f"the transform for {dataset.value} is not built yet")
+        workdir = settings.work_dir / "transform" / str(batch.batch_id)
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        try:
+            source = workdir / "source.csv"
+            resources.store.download(batch.object_bucket, batch.object_key, source)
+            output = run_sales_job(
+                spark, batch_id=batch.batch_id, source=source, out=workdir / "out", now=datetime.now(UTC)
+            )
+            prefix = f"{dataset.value}/batch_id={batch.batch_id}"
+            resources.store.put_directory(settings.bucket_processed, prefix, output.parquet)
+            await _replace_batch_rows(conn, dataset, batch.batch_id, output)
+            staged = BatchStaged(
+                batch_id=batch.batch_id,
+                dataset=dataset,
+                counts=output.counts,
+                parquet_prefix=f"{settings.bucket_processed}/{prefix}",
+            )
+            await record_event(conn, staged, stage="transform", fields=output.counts.model_dump())
+            log.info("transform.staged", **output.counts.model_dump())
+            return [staged]
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    await run_stage(
+        resources,
+        batch_id=event.batch_id,
+        dataset=event.dataset.value,
+        stage="transform",
+        expected_status="received",
+        work=work,
+    )

@@ -1,0 +1,37 @@
+"""The worker's one SparkSession: started once per process and kept warm between batches."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from pyspark.sql import SparkSession
+
+from services.transform.settings import TransformSettings
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+
+
+def get_spark(settings: TransformSettings) -> SparkSession:
+    global _session
+    with _lock:
+        if _session is None:
+            # Read by Spark's launcher script before the JVM starts; binding to loopback avoids a
+            # hostname lookup and keeps the driver off external interfaces.
+            os.environ.setdefault("SPARK_LOCAL_IP", settings.spark_local_ip)
+            _session = (
+                SparkSession.builder.master(settings.spark_master)
+                .appName("salesdp-transform")
+                .config("spark.driver.memory", settings.spark_driver_memory)
+                .config("spark.executor.memory", settings.spark_executor_memory)
+                .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.adaptive.enabled", "true")
+                .config("spark.ui.enabled", "false")
+                .config("spark.driver.bindAddress", settings.spark_local_ip)
+                .config("spark.driver.host", settings.spark_local_ip)
+                .getOrCreate()
+            )
+            _session.sparkContext.setLogLevel("WARN")
+        return _session

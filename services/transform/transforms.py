@@ -1,0 +1,178 @@
+"""Bronze → silver transforms: pure DataFrame → DataFrame functions, parameters passed in.
+
+No I/O here and no Python UDFs: every rule is a Spark column expression, so the JVM runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from shared.datasets import CONTRACTS, PAYMENT_METHODS, SALE_STATUSES, Dataset
+
+SOURCE_LINE = "source_line"
+REASONS = "reasons"
+ORIGINAL = "original"
+# The header is line 1 of a CSV file; the first record is line 2.
+FIRST_DATA_LINE = 2
+# monotonically_increasing_id() puts the partition index above bit 33 and the row index below it.
+PARTITION_SHIFT = 33
+
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$"
+INTEGER_PATTERN = r"^[+-]?\d+$"
+DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
+MONEY = "decimal(12,2)"
+WIDE_DECIMAL = "decimal(38,6)"
+
+
+@dataclass(frozen=True)
+class SalesRules:
+    """Parameters of the sales cleaning rules."""
+
+    now: datetime
+    future_skew_seconds: int = 300
+    total_tolerance: float = 0.01
+
+
+def with_source_lines(df: DataFrame) -> DataFrame:
+    """Number rows by their position in the file, without moving them to one partition.
+
+    The row's index inside its partition is recovered from monotonically_increasing_id(); each
+    partition's offset is the row count of the partitions before it (one small aggregation).
+    """
+    tagged = df.withColumn("_mid", F.monotonically_increasing_id()).withColumn("_pid", F.spark_partition_id())
+    counts = sorted(tagged.groupBy("_pid").count().collect(), key=lambda row: row["_pid"])
+    offsets: dict[int, int] = {}
+    running = 0
+    for row in counts:
+        offsets[row["_pid"]] = running
+        running += row["count"]
+    offset_expr: Column = F.lit(0)
+    for pid, offset in offsets.items():
+        offset_expr = F.when(F.col("_pid") == pid, F.lit(offset)).otherwise(offset_expr)
+    index_in_partition = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), PARTITION_SHIFT)
+    return tagged.withColumn(
+        SOURCE_LINE, (offset_expr + index_in_partition + F.lit(FIRST_DATA_LINE)).cast("long")
+    ).drop("_mid", "_pid")
+
+
+def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:
+    """The raw layer: the contract's columns as the text the file holds; a column the file lacks is null."""
+    present = set(df.columns)
+    columns = [
+        (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string").alias(name)
+        for name in CONTRACTS[dataset].column_names
+    ]
+    return df.select(F.col(SOURCE_LINE), *columns)
+
+
+def _clean_text(name: str) -> Column:
+    """Trimmed text; an empty field is null."""
+    return F.nullif(F.trim(F.col(name)), F.lit(""))
+
+
+def _reason(condition: Column, code: str) -> Column:
+    return F.when(condition, F.lit(code))
+
+
+def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
+    """Type every sales row and list the reasons it is invalid (an empty list: valid)."""
+    ts_text, qty_text = _clean_text("transaction_ts"), _clean_text("quantity")
+    price_text, total_text = _clean_text("unit_price"), _clean_text("total_amount")
+    ts_ok = ts_text.rlike(TIMESTAMP_PATTERN)
+    ts = F.when(ts_ok, ts_text.try_cast("timestamp"))
+    qty = F.when(qty_text.rlike(INTEGER_PATTERN), qty_text.try_cast("int"))
+    price_wide = F.when(price_text.rlike(DECIMAL_PATTERN), price_text.try_cast(WIDE_DECIMAL))
+    total_wide = F.when(total_text.rlike(DECIMAL_PATTERN), total_text.try_cast(WIDE_DECIMAL))
+    price, total = price_wide.cast(MONEY), total_wide.cast(MONEY)
+    status = F.lower(_clean_text("status"))
+    payment = F.lower(_clean_text("payment_method"))
+    horizon = F.lit(rules.now).cast("timestamp") + F.make_interval(secs=F.lit(rules.future_skew_seconds))
+
+    original = F.struct(*[F.col(name) for name in CONTRACTS[Dataset.sales].column_names])
+    typed = raw.select(
+        F.col(SOURCE_LINE),
+        original.alias(ORIGINAL),
+        _clean_text("transaction_id").alias("transaction_id"),
+        ts.alias("transaction_ts"),
+        _clean_text("customer_id").alias("customer_id"),
+        _clean_text("product_id").alias("product_id"),
+        qty.alias("quantity"),
+        price.alias("unit_price"),
+        F.coalesce(total, (qty * price).cast(MONEY)).alias("total_amount"),
+        payment.alias("payment_method"),
+        status.alias("status"),
+        ts_text.alias("_ts_text"),
+        qty_text.alias("_qty_text"),
+        price_text.alias("_price_text"),
+        total_text.alias("_total_text"),
+        price_wide.alias("_price_wide"),
+        total.alias("_total_given"),
+    )
+    c = F.col
+    reasons = F.array_compact(
+        F.array(
+            _reason(c("transaction_id").isNull(), "missing_transaction_id"),
+            _reason(c("_ts_text").isNull(), "missing_transaction_ts"),
+            _reason(c("_ts_text").isNotNull() & c("transaction_ts").isNull(), "invalid_transaction_ts"),
+            _reason(c("transaction_ts") > horizon, "future_timestamp"),
+            _reason(c("_qty_text").isNotNull() & c("quantity").isNull(), "invalid_quantity"),
+            _reason(c("quantity") <= 0, "non_positive_quantity"),
+            _reason(c("_price_text").isNotNull() & c("unit_price").isNull(), "invalid_unit_price"),
+            _reason(c("_price_wide") < 0, "negative_price"),
+            _reason(c("_total_text").isNotNull() & c("_total_given").isNull(), "invalid_total_amount"),
+            _reason(
+                F.abs(c("_total_given") - c("quantity") * c("unit_price")) > F.lit(rules.total_tolerance),
+                "total_mismatch",
+            ),
+            _reason(c("status").isNotNull() & ~c("status").isin(*SALE_STATUSES), "invalid_status"),
+            _reason(
+                c("payment_method").isNotNull() & ~c("payment_method").isin(*PAYMENT_METHODS),
+                "invalid_payment_method",
+            ),
+        )
+    )
+    return typed.withColumn(REASONS, reasons).drop(
+        "_ts_text", "_qty_text", "_price_text", "_total_text", "_price_wide", "_total_given"
+    )
+
+
+SALES_STAGING_COLUMNS = (
+    SOURCE_LINE,
+    "transaction_id",
+    "transaction_ts",
+    "customer_id",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "total_amount",
+    "payment_method",
+    "status",
+)
+
+
+def deduplicate_latest(valid: DataFrame, key: str, columns: tuple[str, ...]) -> DataFrame:
+    """One row per business key: the last occurrence in the file wins (re-sent records replace)."""
+    latest = valid.groupBy(key).agg(F.max_by(F.struct(*[F.col(c) for c in columns]), F.col(SOURCE_LINE)).alias("_r"))
+    return latest.select(*[F.col(f"_r.{c}").alias(c) for c in columns])
+
+
+def valid_rows(typed: DataFrame) -> DataFrame:
+    return typed.where(F.size(F.col(REASONS)) == 0)
+
+
+def rejected_rows(typed: DataFrame) -> DataFrame:
+    """Rejects with the original text of the line and every reason code that applies."""
+    return typed.where(F.size(F.col(REASONS)) > 0).select(
+        F.col(SOURCE_LINE), F.col(REASONS), F.to_json(F.col(ORIGINAL)).alias("record")
+    )
+
+
+def clean_sales(raw: DataFrame, rules: SalesRules) -> tuple[DataFrame, DataFrame]:
+    """(typed rows with their reasons, deduplicated valid rows) for a sales batch."""
+    typed = type_sales(raw, rules)
+    staged = deduplicate_latest(valid_rows(typed), "transaction_id", SALES_STAGING_COLUMNS)
+    return typed, staged

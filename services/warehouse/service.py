@@ -1,0 +1,36 @@
+"""The warehouse stage: one transaction per batch loads the star schema and the analytics it moves."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.warehouse import repository
+from services.warehouse.settings import WarehouseSettings
+from shared.batches import BatchRow, record_event
+from shared.datasets import Dataset
+from shared.events import BatchLoaded, BatchValidated, Event
+from shared.logs import get_logger
+from shared.worker import Resources, run_stage
+
+log = get_logger(__name__)
+
+
+async def load_batch(resources: Resources[WarehouseSettings], event: BatchValidated) -> None:
+    async def work(conn: AsyncConnection, batch: BatchRow) -> list[Event]:
+        dataset = Dataset(batch.dataset)
+        if dataset is not Dataset.sales:
+            raise NotImplementedError(f"the warehouse load for {dataset.value} is not built yet")
+        facts, dates = await repository.load_sales(conn, batch.batch_id)
+        loaded = BatchLoaded(batch_id=batch.batch_id, dataset=dataset, facts_upserted=facts, dates_refreshed=dates)
+        await record_event(conn, loaded, stage="warehouse")
+        log.info("warehouse.loaded", facts=facts, dates=dates)
+        return [loaded]
+
+    await run_stage(
+        resources,
+        batch_id=event.batch_id,
+        dataset=event.dataset.value,
+        stage="warehouse",
+        expected_status="validated",
+        work=work,
+    )

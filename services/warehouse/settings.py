@@ -1,0 +1,7 @@
+"""Settings of the warehouse service."""
+
+from shared.settings import PlatformSettings
+
+
+class WarehouseSettings(PlatformSettings):
+    pass

@@ -1,0 +1,82 @@
+"""Operator commands: ``python -m shared.admin migrate | create-key --name N --scopes a,b``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+
+from shared.auth import SCOPES, create_api_key
+from shared.db import create_engine
+from shared.objectstore import all_buckets, create_object_store
+from shared.settings import PROJECT_ROOT, PlatformSettings
+
+
+async def ensure_database(settings: PlatformSettings) -> bool:
+    """Create the platform's database when the server lacks it; True when it was created."""
+    name = settings.database_name
+    admin_dsn = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    finally:
+        await conn.close()
+
+
+def alembic_config(settings: PlatformSettings) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.async_database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(settings: PlatformSettings, *, create_database: bool = True) -> None:
+    if create_database:
+        asyncio.run(ensure_database(settings))
+    command.upgrade(alembic_config(settings), "head")
+    create_object_store(settings).ensure_buckets(all_buckets(settings))
+
+
+async def _create_key(settings: PlatformSettings, name: str, scopes: list[str]) -> str:
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            return await create_api_key(conn, name=name, scopes=scopes)
+    finally:
+        await engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.admin")
+    sub = parser.add_subparsers(dest="command", required=True)
+    mig = sub.add_parser("migrate", help="create the database if missing, migrate to head, create buckets")
+    mig.add_argument("--no-create-database", action="store_true")
+    key = sub.add_parser("create-key", help="create an API key and print it (it is shown only once)")
+    key.add_argument("--name", required=True)
+    key.add_argument("--scopes", required=True, help=f"comma-separated subset of {','.join(SCOPES)}")
+    args = parser.parse_args(argv)
+
+    settings = PlatformSettings()
+    if args.command == "migrate":
+        migrate(settings, create_database=not args.no_create_database)
+        print(f"database {settings.database_name} is at head; buckets ready")
+    elif args.command == "create-key":
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+        try:
+            print(asyncio.run(_create_key(settings, args.name, scopes)))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Batch state in ops.*: transitions, per-stage timings and the event outbox.
+
+A stage changes a batch and records the event that says so in one transaction (the outbox row is
+``ops.batch_events`` with ``published_at`` still null). Only after that commits is the event published,
+then marked published; an event left unpublished by a crash is found by :func:`unpublished_events`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.bus import EventBus
+from shared.events import STATUS_AFTER, Event, parse_event
+
+
+class BatchNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_id: uuid.UUID
+    dataset: str
+    status: str
+    object_bucket: str
+    object_key: str
+    file_format: str
+    header: list[str]
+
+
+async def lock_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> BatchRow:
+    """Lock a batch row for the rest of the transaction: two deliveries of one event never interleave."""
+    row = (
+        await conn.execute(
+            text(
+                """SELECT batch_id, dataset, status, object_bucket, object_key, file_format, header
+                   FROM ops.batches WHERE batch_id = :batch_id FOR UPDATE"""
+            ),
+            {"batch_id": batch_id},
+        )
+    ).one_or_none()
+    if row is None:
+        raise BatchNotFound(str(batch_id))
+    return BatchRow(*row)
+
+
+async def start_stage(conn: AsyncConnection, batch_id: uuid.UUID, stage: str) -> None:
+    await conn.execute(
+        text(
+            """INSERT INTO ops.batch_stages (batch_id, stage, status, started_at)
+               VALUES (:batch_id, :stage, 'running', clock_timestamp())
+               ON CONFLICT (batch_id, stage) DO UPDATE
+               SET status = 'running', attempts = ops.batch_stages.attempts + 1,
+                   started_at = clock_timestamp(), finished_at = NULL, error = NULL"""
+        ),
+        {"batch_id": batch_id, "stage": stage},
+    )
+
+
+async def record_event(
+    conn: AsyncConnection, event: Event, *, stage: str, fields: dict[str, Any] | None = None
+) -> None:
+    """Move the batch to the status the event names, close the stage and queue the event in the outbox."""
+    status = STATUS_AFTER[event.type]
+    failed = event.type == "batch.failed"
+    assignments = ", ".join(f"{column} = :{column}" for column in (fields or {}))
+    await conn.execute(
+        text(
+            f"""UPDATE ops.batches SET status = :status, updated_at = clock_timestamp(),
+                finished_at = CASE WHEN :terminal THEN clock_timestamp() END
+                {", " + assignments if assignments else ""}
+                WHERE batch_id = :batch_id"""
+        ),
+        {
+            "status": status,
+            "terminal": status in ("loaded", "quarantined", "failed"),
+            "batch_id": event.batch_id,
+            **(fields or {}),
+        },
+    )
+    await conn.execute(
+        text(
+            """INSERT INTO ops.batch_stages (batch_id, stage, status, started_at, finished_at, error)
+               VALUES (:batch_id, :stage, :status, clock_timestamp(), clock_timestamp(), :error)
+               ON CONFLICT (batch_id, stage) DO UPDATE
+               SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error"""
+        ),
+        {
+            "batch_id": event.batch_id,
+            "stage": stage,
+            "status": "failed" if failed else "succeeded",
+            "error": getattr(event, "reason", None) if failed else None,
+        },
+    )
+    await conn.execute(
+        text(
+            """INSERT INTO ops.batch_events (event_id, batch_id, type, payload)
+               VALUES (:event_id, :batch_id, :type, CAST(:payload AS jsonb))"""
+        ),
+        {
+            "event_id": event.event_id,
+            "batch_id": event.batch_id,
+            "type": event.type,
+            "payload": event.model_dump_json(),
+        },
+    )
+
+
+async def publish_committed(engine: AsyncEngine, bus: EventBus, events: list[Event]) -> None:
+    """Publish events whose transaction has committed, then mark them published."""
+    for event in events:
+        bus.publish(event)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE ops.batch_events SET published_at = clock_timestamp() WHERE event_id = :id"),
+                {"id": event.event_id},
+            )
+
+
+async def unpublished_events(engine: AsyncEngine, *, older_than_seconds: float) -> list[Event]:
+    """Events committed but never published (the publisher died between commit and publish)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                """SELECT payload FROM ops.batch_events
+                   WHERE published_at IS NULL
+                     AND created_at < clock_timestamp() - make_interval(secs => :age)
+                   ORDER BY created_at"""
+            ),
+            {"age": older_than_seconds},
+        )
+        return [parse_event(row[0] if isinstance(row[0], dict) else json.loads(row[0])) for row in rows]

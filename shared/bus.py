@@ -1,0 +1,78 @@
+"""The event bus: Celery on Redis, one queue per service, tasks addressed by explicit dotted names.
+
+Publishing an event sends it to the consumer's task by name (no service imports another's code) and
+broadcasts it on a Redis pub/sub channel for the API's live stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+
+from shared.events import Event
+from shared.settings import PlatformSettings
+
+
+@dataclass(frozen=True)
+class Route:
+    task: str
+    service: str
+
+
+# Which task consumes which event; terminal events have no consumer beyond the live stream.
+ROUTES: dict[str, Route] = {
+    "batch.received": Route("transform.stage_batch", "transform"),
+    "batch.staged": Route("quality.check_batch", "quality"),
+    "batch.validated": Route("warehouse.load_batch", "warehouse"),
+}
+SERVICES = ("transform", "quality", "warehouse")
+
+
+def create_celery(settings: PlatformSettings, name: str) -> Celery:
+    app = Celery(name, broker=settings.redis_url, set_as_current=True)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        task_default_queue=settings.queue("default"),
+        task_routes={route.task: {"queue": settings.queue(route.service)} for route in ROUTES.values()},
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+        },
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    return app
+
+
+class EventBus:
+    """Sends events to their consumers; used only after the transaction that made them true commits."""
+
+    def __init__(self, settings: PlatformSettings, celery: Celery | None = None) -> None:
+        self.settings = settings
+        self.celery = celery or create_celery(settings, "salesdp-publisher")
+        self.redis = redis.Redis.from_url(settings.redis_url)
+
+    def publish(self, event: Event) -> None:
+        payload = event.model_dump(mode="json")
+        route = ROUTES.get(event.type)
+        if route is not None:
+            self.celery.send_task(
+                route.task,
+                args=[payload],
+                queue=self.settings.queue(route.service),
+                task_id=f"{event.type}:{event.batch_id}:{event.event_id}",
+            )
+        self.redis.publish(self.settings.events_channel, event.model_dump_json())
+
+    def close(self) -> None:
+        self.redis.close()

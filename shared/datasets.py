@@ -1,0 +1,89 @@
+"""The file contract (DESIGN §3): datasets, their columns and which are required."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Dataset(StrEnum):
+    customers = "customers"
+    products = "products"
+    sales = "sales"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Contract:
+    dataset: Dataset
+    key: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def missing_columns(self, header: list[str]) -> list[str]:
+        present = set(header)
+        return [c for c in self.column_names if c not in present]
+
+    def extra_columns(self, header: list[str]) -> list[str]:
+        known = set(self.column_names)
+        return [c for c in header if c not in known]
+
+
+PAYMENT_METHODS = ("credit_card", "debit_card", "pix", "boleto", "cash", "paypal")
+SALE_STATUSES = ("completed", "pending", "cancelled", "refunded")
+
+CONTRACTS: dict[Dataset, Contract] = {
+    Dataset.customers: Contract(
+        Dataset.customers,
+        key="customer_id",
+        columns=(
+            Column("customer_id", "text", required=True),
+            Column("customer_name", "text"),
+            Column("email", "text"),
+            Column("city", "text"),
+            Column("state", "text"),
+            Column("country", "text"),
+            Column("is_active", "boolean"),
+            Column("updated_at", "timestamptz", required=True),
+        ),
+    ),
+    Dataset.products: Contract(
+        Dataset.products,
+        key="product_id",
+        columns=(
+            Column("product_id", "text", required=True),
+            Column("product_name", "text"),
+            Column("category", "text"),
+            Column("created_at", "timestamptz"),
+            Column("updated_at", "timestamptz", required=True),
+        ),
+    ),
+    Dataset.sales: Contract(
+        Dataset.sales,
+        key="transaction_id",
+        columns=(
+            Column("transaction_id", "text", required=True),
+            Column("transaction_ts", "timestamptz", required=True),
+            Column("customer_id", "text"),
+            Column("product_id", "text"),
+            Column("quantity", "integer"),
+            Column("unit_price", "numeric(12,2)"),
+            Column("total_amount", "numeric(12,2)"),
+            Column("payment_method", "text"),
+            Column("status", "text"),
+        ),
+    ),
+}

@@ -1,0 +1,35 @@
+"""PostgreSQL access: one async engine per process, COPY through asyncpg's raw connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from shared.settings import PlatformSettings
+
+
+def create_engine(settings: PlatformSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+    )
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The one place a worker commits: the block's work commits together or not at all."""
+    async with engine.begin() as conn:
+        yield conn
+
+
+async def raw_connection(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy connection, inside the same transaction (for COPY)."""
+    raw: Any = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver

@@ -1,0 +1,87 @@
+"""What both HTTP services share: the error envelope, API-key auth and the engine lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.auth import Principal, authenticate
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, rendered as ``{"error": {"code", "message", "details"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details if details is not None else {}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details if details is not None else {}}},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return error_response(422, "invalid_request", "the request is not valid", details)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that admits a request whose API key carries ``scope`` (or ``admin``)."""
+
+    async def dependency(request: Request) -> Principal:
+        presented = _presented_key(request)
+        if presented is None:
+            raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)")
+        async with engine_of(request).begin() as conn:
+            principal = await authenticate(conn, presented)
+        if principal is None:
+            raise ApiError(401, "unauthenticated", "the API key is not valid")
+        if not principal.allows(scope):
+            raise ApiError(403, "forbidden", f"the API key lacks the scope {scope}", {"required_scope": scope})
+        return principal
+
+    return dependency
+
+
+IngestWriter = Annotated[Principal, Depends(require_scope("ingest:write"))]
+KpiReader = Annotated[Principal, Depends(require_scope("kpis:read"))]
+BatchReader = Annotated[Principal, Depends(require_scope("batches:read"))]
+Admin = Annotated[Principal, Depends(require_scope("admin"))]

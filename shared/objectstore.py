@@ -1,0 +1,304 @@
+"""The object store: one interface, a local-directory backend (embedded default) and S3 via the minio SDK.
+
+Writes stream: bytes go to the backend chunk by chunk while a sha256 is computed, so memory stays flat
+whatever the object's size. A write that fails (or crosses ``max_bytes``) leaves no partial object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import urllib.parse
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
+
+from shared.settings import PlatformSettings
+
+CHUNK_SIZE = 1024 * 1024
+S3_PART_SIZE = 16 * 1024 * 1024
+
+
+class ObjectStoreError(Exception):
+    pass
+
+
+class ObjectTooLarge(ObjectStoreError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"object exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class ObjectNotFound(ObjectStoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size_bytes: int
+    sha256: str
+
+
+class _HashingReader(io.RawIOBase):
+    """A file-like view over an iterator of chunks that hashes and counts what passes through."""
+
+    def __init__(self, chunks: Iterable[bytes], max_bytes: int | None) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+        self._max = max_bytes
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_chunk(self) -> bytes:
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self.size += len(chunk)
+            if self._max is not None and self.size > self._max:
+                raise ObjectTooLarge(self._max)
+            self.digest.update(chunk)
+            return chunk
+        return b""
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self._pending + b"".join(iter(self._next_chunk, b""))
+        while len(self._pending) < size:
+            chunk = self._next_chunk()
+            if not chunk:
+                break
+            self._pending += chunk
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class ObjectStore(ABC):
+    """Buckets of immutable objects addressed by key."""
+
+    @abstractmethod
+    def ensure_buckets(self, buckets: Iterable[str]) -> None: ...
+
+    @abstractmethod
+    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None: ...
+
+    @abstractmethod
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        """Copy an object to a local file (Spark reads local paths)."""
+
+    @abstractmethod
+    def open(self, bucket: str, key: str) -> io.BufferedIOBase:
+        """A streaming reader over an object."""
+
+    @abstractmethod
+    def exists(self, bucket: str, key: str) -> bool: ...
+
+    @abstractmethod
+    def remove(self, bucket: str, key: str) -> None: ...
+
+    @abstractmethod
+    def move(self, bucket: str, source_key: str, dest_key: str) -> None: ...
+
+    @abstractmethod
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]: ...
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        max_bytes: int | None = None,
+    ) -> StoredObject:
+        reader = _HashingReader(chunks, max_bytes)
+        self._write(bucket, key, reader, content_type)
+        return StoredObject(bucket, key, reader.size, reader.digest.hexdigest())
+
+    def put_file(
+        self, bucket: str, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        with path.open("rb") as fh:
+            return self.put_stream(bucket, key, iter(lambda: fh.read(CHUNK_SIZE), b""), content_type=content_type)
+
+    def put_directory(self, bucket: str, prefix: str, directory: Path) -> list[StoredObject]:
+        """Upload every file below ``directory`` (a Spark output folder) under ``prefix``."""
+        stored = []
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            relative = path.relative_to(directory).as_posix()
+            if relative.startswith((".", "_")) or "/." in relative:
+                continue
+            stored.append(self.put_file(bucket, f"{prefix.rstrip('/')}/{relative}", path))
+        return stored
+
+
+class LocalObjectStore(ObjectStore):
+    """Buckets as directories under a root; writes land in a temp file and are renamed into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, bucket: str, key: str) -> Path:
+        path = (self.root / bucket / key).resolve()
+        if not path.is_relative_to((self.root / bucket).resolve()):
+            raise ObjectStoreError(f"key escapes its bucket: {key!r}")
+        return path
+
+    def ensure_buckets(self, buckets: Iterable[str]) -> None:
+        for bucket in buckets:
+            (self.root / bucket).mkdir(parents=True, exist_ok=True)
+
+    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None:
+        target = self._path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(reader, out, CHUNK_SIZE)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        source = self._path(bucket, key)
+        if not source.is_file():
+            raise ObjectNotFound(f"{bucket}/{key}")
+        shutil.copyfile(source, path)
+
+    def open(self, bucket: str, key: str) -> io.BufferedIOBase:
+        source = self._path(bucket, key)
+        if not source.is_file():
+            raise ObjectNotFound(f"{bucket}/{key}")
+        return source.open("rb")
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self._path(bucket, key).is_file()
+
+    def remove(self, bucket: str, key: str) -> None:
+        self._path(bucket, key).unlink(missing_ok=True)
+
+    def move(self, bucket: str, source_key: str, dest_key: str) -> None:
+        target = self._path(bucket, dest_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(bucket, source_key), target)
+
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        base = self.root / bucket
+        if not base.is_dir():
+            return []
+        keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".incoming-"))
+
+
+class S3ObjectStore(ObjectStore):
+    """S3 (MinIO in production) through the minio SDK; large writes go up as multipart uploads."""
+
+    def __init__(self, client: Minio) -> None:
+        self.client = client
+
+    def ensure_buckets(self, buckets: Iterable[str]) -> None:
+        for bucket in buckets:
+            if not self.client.bucket_exists(bucket_name=bucket):
+                self.client.make_bucket(bucket_name=bucket)
+
+    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None:
+        buffered = io.BufferedReader(reader, CHUNK_SIZE)
+        self.client.put_object(
+            bucket_name=bucket,
+            object_name=key,
+            data=buffered,
+            length=-1,
+            part_size=S3_PART_SIZE,
+            content_type=content_type,
+        )
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        try:
+            self.client.fget_object(bucket_name=bucket, object_name=key, file_path=str(path))
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+
+    def open(self, bucket: str, key: str) -> io.BufferedIOBase:
+        try:
+            response = self.client.get_object(bucket_name=bucket, object_name=key)
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+        return response  # type: ignore[return-value]
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client.stat_object(bucket_name=bucket, object_name=key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def remove(self, bucket: str, key: str) -> None:
+        self.client.remove_object(bucket_name=bucket, object_name=key)
+
+    def move(self, bucket: str, source_key: str, dest_key: str) -> None:
+        self.client.copy_object(
+            bucket_name=bucket,
+            object_name=dest_key,
+            source=CopySource(bucket_name=bucket, object_name=source_key),
+        )
+        self.client.remove_object(bucket_name=bucket, object_name=source_key)
+
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        objects = self.client.list_objects(bucket_name=bucket, prefix=prefix, recursive=True)
+        return sorted(o.object_name for o in objects if o.object_name)
+
+
+def create_object_store(settings: PlatformSettings) -> ObjectStore:
+    """``file:///dir`` for the embedded store; ``s3://host:port`` (``s3+https://`` for TLS) for S3."""
+    url = urllib.parse.urlsplit(settings.object_store_url)
+    if url.scheme == "file":
+        return LocalObjectStore(Path(urllib.parse.unquote(url.path)))
+    if url.scheme in ("s3", "s3+http", "s3+https", "http", "https"):
+        client = Minio(
+            url.netloc,
+            access_key=settings.object_store_access_key,
+            secret_key=settings.object_store_secret_key.get_secret_value(),
+            region=settings.object_store_region,
+            secure=url.scheme in ("s3+https", "https"),
+        )
+        return S3ObjectStore(client)
+    raise ValueError(f"unsupported object store URL: {settings.object_store_url}")
+
+
+def all_buckets(settings: PlatformSettings) -> list[str]:
+    return [
+        settings.bucket_raw,
+        settings.bucket_processed,
+        settings.bucket_analytics,
+        settings.bucket_backups,
+    ]
+
+
+def incoming_key(dataset: str) -> str:
+    """Where an upload lands before its batch exists: outside every dataset's prefix."""
+    return f"_incoming/{dataset}/{uuid.uuid4()}"

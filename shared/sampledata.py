@@ -1,0 +1,511 @@
+"""Deterministic sample data: customers, products and sales as CSV.
+
+Sales carry a controlled share of dirty rows (exact duplicates, re-sent transactions, invalid values) so
+ingestion, quality checks and KPIs can be tested against a known answer. The same config always gives
+byte-identical files.
+
+CLI: ``python -m shared.sampledata --out DIR [--sales N ...] [--only sales|customers|products]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from random import Random
+
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "customer_name",
+    "email",
+    "city",
+    "state",
+    "country",
+    "is_active",
+    "updated_at",
+)
+PRODUCT_COLUMNS: tuple[str, ...] = ("product_id", "product_name", "category", "created_at", "updated_at")
+SALES_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "transaction_ts",
+    "customer_id",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "total_amount",
+    "payment_method",
+    "status",
+)
+
+STATUSES: tuple[str, ...] = ("completed", "pending", "cancelled", "refunded")
+PAYMENT_METHODS: tuple[str, ...] = ("credit_card", "debit_card", "pix", "boleto", "cash", "paypal")
+CATEGORIES: tuple[str, ...] = (
+    "electronics",
+    "books",
+    "home",
+    "clothing",
+    "sports",
+    "toys",
+    "beauty",
+    "grocery",
+)
+# Invalid sales rows cycle through these kinds in this order.
+INVALID_KINDS: tuple[str, ...] = (
+    "empty_transaction_id",
+    "empty_transaction_ts",
+    "unparseable_transaction_ts",
+    "non_positive_quantity",
+    "non_integer_quantity",
+    "negative_unit_price",
+    "total_mismatch",
+    "unknown_status",
+    "unknown_payment_method",
+)
+
+_STATUS_CUM = (80, 88, 95, 100)
+_PAYMENT_CUM = (35, 50, 80, 90, 95, 100)
+_QUANTITIES = tuple(range(1, 11))
+_QUANTITY_CUM = (40, 65, 78, 86, 91, 94, 96, 98, 99, 100)
+# A re-sent transaction is the source system correcting an earlier status.
+_RESEND_STATUS = {
+    "pending": "completed",
+    "completed": "refunded",
+    "cancelled": "pending",
+    "refunded": "completed",
+}
+_NO_Z_RATE = 0.05
+_DISCOUNT_RATE = 0.10
+
+_BATCH = 10_000
+# Duplicates and re-sends copy from a bounded window of recent rows so memory stays flat for any size.
+_WINDOW = 1_000
+_DAY = 86_400
+
+_I_ID, _I_TS, _I_CUSTOMER, _I_PRODUCT, _I_QTY, _I_PRICE, _I_TOTAL, _I_PAYMENT, _I_STATUS = range(9)
+
+_FIRST_NAMES = (
+    "Ana",
+    "João",
+    "Maria",
+    "Pedro",
+    "Lucas",
+    "Juliana",
+    "Gabriel",
+    "Beatriz",
+    "Rafael",
+    "Camila",
+    "Matheus",
+    "Larissa",
+    "Felipe",
+    "Fernanda",
+    "Bruno",
+    "Letícia",
+    "Thiago",
+    "Mariana",
+    "Diego",
+    "Sofia",
+    "Antônio",
+    "Inês",
+    "Martín",
+    "Valentina",
+    "John",
+    "Emily",
+)
+_LAST_NAMES = (
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Rodrigues",
+    "Ferreira",
+    "Alves",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Costa",
+    "Ribeiro",
+    "Martins",
+    "Carvalho",
+    "Araújo",
+    "Conceição",
+    "Barbosa",
+    "Fernández",
+    "González",
+    "Smith",
+    "O'Neil",
+)
+_EMAIL_DOMAINS = ("example.com", "example.net", "example.org", "mail.example.com.br")
+_COUNTRIES = ("BR", "US", "PT", "AR")
+_COUNTRY_CUM = (85, 92, 97, 100)
+_LOCATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "BR": (
+        ("São Paulo", "SP"),
+        ("Campinas", "SP"),
+        ("Rio de Janeiro", "RJ"),
+        ("Belo Horizonte", "MG"),
+        ("Curitiba", "PR"),
+        ("Porto Alegre", "RS"),
+        ("Florianópolis", "SC"),
+        ("Salvador", "BA"),
+        ("Recife", "PE"),
+        ("Fortaleza", "CE"),
+        ("Brasília", "DF"),
+        ("Goiânia", "GO"),
+        ("Manaus", "AM"),
+        ("Belém", "PA"),
+    ),
+    "US": (("New York", "NY"), ("Miami", "FL"), ("Austin", "TX"), ("San Francisco", "CA")),
+    "PT": (("Lisboa", "11"), ("Porto", "13"), ("Braga", "03")),
+    "AR": (("Buenos Aires", "C"), ("Córdoba", "X"), ("Rosario", "S")),
+}
+_PRODUCT_NOUNS: dict[str, tuple[str, ...]] = {
+    "electronics": ("Headphones", "Smartphone", "USB-C Charger", 'Monitor 24"', "Keyboard"),
+    "books": ("Novel", "Cookbook", "Atlas", "Biography", "Poetry Collection"),
+    "home": ("Mug, ceramic", "Frying Pan", "Lamp", "Pillow", "Towel Set"),
+    "clothing": ("T-Shirt", "Jeans", "Jacket", "Sneakers", "Scarf"),
+    "sports": ("Football", "Yoga Mat", "Dumbbell", "Bike Helmet", "Running Shorts"),
+    "toys": ("Puzzle", "Board Game", "Building Blocks", "Doll", "Kite"),
+    "beauty": ("Shampoo", "Perfume", "Lipstick", "Face Cream", "Sunscreen"),
+    "grocery": ("Coffee Beans", "Olive Oil", "Dark Chocolate", "Green Tea", "Açaí Powder"),
+}
+_ADJECTIVES = ("Classic", "Premium", "Eco", "Smart", "Compact", "Deluxe", "Basic", "Ultra")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What to generate; every field takes part in the output, so equal configs give equal files."""
+
+    seed: int = 42
+    customers: int = 1_000
+    products: int = 100
+    sales: int = 10_000
+    dirty_rate: float = 0.02  # fraction of sales rows that are dirty (duplicates or invalid)
+    start: date = date(2025, 1, 1)  # first sale date (UTC); must be in the past
+    days: int = 30  # sales spread evenly-ish over this many days
+
+    def __post_init__(self) -> None:
+        if self.customers < 1 or self.products < 1:
+            raise ValueError("customers and products must be at least 1")
+        if self.sales < 0:
+            raise ValueError("sales must not be negative")
+        if not 0.0 <= self.dirty_rate < 1.0:
+            raise ValueError("dirty_rate must be in [0, 1)")
+        if self.days < 1:
+            raise ValueError("days must be at least 1")
+
+    @property
+    def dirty_rows(self) -> int:
+        """Number of dirty sales rows; the first row is always clean so copies have a source."""
+        return min(round(self.sales * self.dirty_rate), max(self.sales - 1, 0))
+
+
+@dataclass(frozen=True)
+class GeneratedFiles:
+    """Paths of the files generate() wrote."""
+
+    customers: Path
+    products: Path
+    sales: Path
+
+
+def generate(config: GeneratorConfig, out_dir: Path) -> GeneratedFiles:
+    """Write customers.csv, products.csv and sales.csv into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return GeneratedFiles(
+        customers=_write_customers(config, out_dir / "customers.csv"),
+        products=_write_products(config, out_dir / "products.csv"),
+        sales=write_sales(config, out_dir / "sales.csv"),
+    )
+
+
+def write_sales(config: GeneratorConfig, path: Path) -> Path:
+    """Write only the sales file; its rows are the ones generate() writes."""
+    return _write_csv(path, SALES_COLUMNS, _sales_batches(config))
+
+
+def _write_customers(config: GeneratorConfig, path: Path) -> Path:
+    return _write_csv(path, CUSTOMER_COLUMNS, _customer_batches(config))
+
+
+def _write_products(config: GeneratorConfig, path: Path) -> Path:
+    return _write_csv(path, PRODUCT_COLUMNS, _product_batches(config))
+
+
+def _write_csv(path: Path, header: Sequence[str], batches: Iterator[list[list[str]]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for batch in batches:
+            writer.writerows(batch)
+    return path
+
+
+def _streams(seed: int) -> tuple[Random, Random, Random]:
+    """Independent generators for customers, products and sales.
+
+    Separate streams let write_sales() reproduce generate()'s sales without generating the other files.
+    """
+    master = Random(seed)
+    return Random(master.getrandbits(64)), Random(master.getrandbits(64)), Random(master.getrandbits(64))
+
+
+def _customer_id(number: int) -> str:
+    return f"C{number:06d}"
+
+
+def _product_id(number: int) -> str:
+    return f"P{number:05d}"
+
+
+def _money(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def _timestamp(moment: datetime, with_z: bool) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if with_z else "")
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return "".join(ch for ch in ascii_text.lower() if ch.isalnum())
+
+
+def _start_moment(config: GeneratorConfig) -> datetime:
+    return datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+
+
+def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
+    rng = _streams(config.seed)[0]
+    start = _start_moment(config)
+    batch: list[list[str]] = []
+    for number in range(1, config.customers + 1):
+        first = rng.choice(_FIRST_NAMES)
+        last = rng.choice(_LAST_NAMES)
+        country = rng.choices(_COUNTRIES, cum_weights=_COUNTRY_CUM)[0]
+        city, state = rng.choice(_LOCATIONS[country])
+        domain = rng.choice(_EMAIL_DOMAINS)
+        updated = start - timedelta(seconds=rng.randrange(1, 365 * _DAY))
+        batch.append(
+            [
+                _customer_id(number),
+                f"{first} {last}",
+                f"{_slug(first)}.{_slug(last)}.{number}@{domain}",
+                city,
+                state,
+                country,
+                "true" if rng.random() < 0.9 else "false",
+                _timestamp(updated, rng.random() >= _NO_Z_RATE),
+            ]
+        )
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _product_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
+    rng = _streams(config.seed)[1]
+    start = _start_moment(config)
+    batch: list[list[str]] = []
+    for number in range(1, config.products + 1):
+        category = rng.choice(CATEGORIES)
+        name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_PRODUCT_NOUNS[category])} {number}"
+        age = rng.randrange(30 * _DAY, 730 * _DAY)
+        created = start - timedelta(seconds=age)
+        updated = created + timedelta(seconds=rng.randrange(0, age))
+        with_z = rng.random() >= _NO_Z_RATE
+        batch.append(
+            [
+                _product_id(number),
+                name,
+                category,
+                _timestamp(created, with_z),
+                _timestamp(updated, with_z),
+            ]
+        )
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _list_price_cents(rng: Random) -> int:
+    # Integer tiers rather than a float distribution keep prices identical on every platform.
+    tier = rng.random()
+    if tier < 0.5:
+        return rng.randrange(100, 5_000)
+    if tier < 0.85:
+        return rng.randrange(5_000, 30_000)
+    return rng.randrange(30_000, 100_000)
+
+
+def _sales_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
+    rng = _streams(config.seed)[2]
+    rnd: Callable[[], float] = rng.random
+    n = config.sales
+    customer_ids = [_customer_id(number) for number in range(1, config.customers + 1)]
+    product_ids = [_product_id(number) for number in range(1, config.products + 1)]
+    product_range = range(config.products)
+    # A product has one list price so repeated sales of it look plausible.
+    list_prices = [_list_price_cents(rng) for _ in product_range]
+    list_price_texts = [_money(cents) for cents in list_prices]
+
+    # Formatting a datetime per row dominates the cost at a million rows; a lookup table does not.
+    span = config.days * _DAY
+    day_prefixes = [(config.start + timedelta(days=day)).isoformat() + "T" for day in range(config.days)]
+    clock = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+
+    window: list[list[str]] = []
+    ring = 0
+    next_number = 1
+    dirty_left = config.dirty_rows
+    dirty_seen = 0
+    invalid_seen = 0
+
+    for base in range(0, n, _BATCH):
+        size = min(_BATCH, n - base)
+        customers = rng.choices(customer_ids, k=size)
+        products = rng.choices(product_range, k=size)
+        quantities = rng.choices(_QUANTITIES, cum_weights=_QUANTITY_CUM, k=size)
+        statuses = rng.choices(STATUSES, cum_weights=_STATUS_CUM, k=size)
+        payments = rng.choices(PAYMENT_METHODS, cum_weights=_PAYMENT_CUM, k=size)
+        batch: list[list[str]] = []
+        append = batch.append
+        for j in range(size):
+            i = base + j
+            # Selection sampling: exactly dirty_rows dirty positions, spread over the file, in one pass.
+            dirty = i > 0 and dirty_left > 0 and rnd() * (n - i) < dirty_left
+            kind = dirty_seen % 3 if dirty else -1
+            if dirty:
+                dirty_left -= 1
+                dirty_seen += 1
+            if kind == 0:
+                append(window[int(rnd() * len(window))])
+                continue
+            if kind == 1:
+                slot = int(rnd() * len(window))
+                resent = window[slot].copy()
+                resent[_I_STATUS] = _RESEND_STATUS[resent[_I_STATUS]]
+                # Later copies must repeat the latest version, not resurrect the superseded one.
+                window[slot] = resent
+                append(resent)
+                continue
+
+            # Non-decreasing offsets: row i lands in the i-th slice of the period at a random second.
+            offset = (i * span + int(rnd() * span)) // n
+            ts = day_prefixes[offset // _DAY] + clock[offset % _DAY]
+            if rnd() >= _NO_Z_RATE:
+                ts += "Z"
+            product = products[j]
+            quantity = quantities[j]
+            cents = list_prices[product]
+            if rnd() < _DISCOUNT_RATE:
+                cents = max(100, cents * (95 - int(rnd() * 16)) // 100)
+                price_text = _money(cents)
+            else:
+                price_text = list_price_texts[product]
+            total = cents * quantity
+            # Inlined id and money formatting: function calls per row are a visible share at 1M rows.
+            row = [
+                f"T{next_number:010d}",
+                ts,
+                customers[j],
+                product_ids[product],
+                str(quantity),
+                price_text,
+                f"{total // 100}.{total % 100:02d}",
+                payments[j],
+                statuses[j],
+            ]
+            next_number += 1
+            if kind == 2:
+                _spoil(row, INVALID_KINDS[invalid_seen % len(INVALID_KINDS)], cents, quantity, rng)
+                invalid_seen += 1
+                append(row)
+                continue
+            append(row)
+            if len(window) < _WINDOW:
+                window.append(row)
+            else:
+                window[ring] = row
+                ring = (ring + 1) % _WINDOW
+        yield batch
+
+
+def _spoil(row: list[str], kind: str, cents: int, quantity: int, rng: Random) -> None:
+    """Make exactly one rule fail; other fields stay consistent so the cause is unambiguous."""
+    if kind == "empty_transaction_id":
+        row[_I_ID] = ""
+    elif kind == "empty_transaction_ts":
+        row[_I_TS] = ""
+    elif kind == "unparseable_transaction_ts":
+        row[_I_TS] = "not-a-date"
+    elif kind == "non_positive_quantity":
+        bad = -rng.randrange(0, 3)
+        row[_I_QTY] = str(bad)
+        row[_I_TOTAL] = _money(cents * bad)
+    elif kind == "non_integer_quantity":
+        row[_I_QTY] = "abc"
+    elif kind == "negative_unit_price":
+        row[_I_PRICE] = _money(-cents)
+        row[_I_TOTAL] = _money(-cents * quantity)
+    elif kind == "total_mismatch":
+        row[_I_TOTAL] = _money(cents * quantity + rng.randrange(2, 5_000))
+    elif kind == "unknown_status":
+        row[_I_STATUS] = "shipped"
+    elif kind == "unknown_payment_method":
+        row[_I_PAYMENT] = "bitcoin"
+    else:
+        raise ValueError(f"unknown invalid kind {kind!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; prints the paths written, one a line."""
+    defaults = GeneratorConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.sampledata", description="Write deterministic sample CSV files."
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--customers", type=int, default=defaults.customers)
+    parser.add_argument("--products", type=int, default=defaults.products)
+    parser.add_argument("--sales", type=int, default=defaults.sales)
+    parser.add_argument("--dirty-rate", type=float, default=defaults.dirty_rate)
+    parser.add_argument("--start", type=date.fromisoformat, default=defaults.start, help="YYYY-MM-DD")
+    parser.add_argument("--days", type=int, default=defaults.days)
+    parser.add_argument("--only", choices=("sales", "customers", "products"), help="write one file only")
+    args = parser.parse_args(argv)
+    values = {field.name: getattr(args, field.name) for field in fields(GeneratorConfig)}
+    try:
+        config = GeneratorConfig(**values)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # Warn rather than fail: the files stay valid CSV, but rows after now are rejected as future-dated.
+    if config.start + timedelta(days=config.days) > datetime.now(UTC).date():
+        print("warning: some transaction_ts fall in the future and will be rejected", file=sys.stderr)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, Callable[[GeneratorConfig, Path], Path]] = {
+        "customers": _write_customers,
+        "products": _write_products,
+        "sales": write_sales,
+    }
+    for name, write in writers.items():
+        if args.only in (None, name):
+            print(write(config, out / f"{name}.csv"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

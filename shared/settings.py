@@ -1,0 +1,68 @@
+"""Settings: the only module that reads the environment.
+
+Every service has one settings class on the shared base; defaults work on a development machine of this
+project's kind (PostgreSQL and Redis on loopback, a local-directory object store under ``.data/``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PlatformSettings(BaseSettings):
+    """Settings every process of the platform reads."""
+
+    model_config = SettingsConfigDict(env_prefix="SDP_", env_file=".env", extra="ignore")
+
+    env: str = "dev"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/salesdp"
+    db_pool_size: int = 5
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    events_channel: str = "sdp:events"
+    queue_prefix: str = ""
+    # Seconds before an unacknowledged task (its worker died) is delivered again; longer than any stage.
+    broker_visibility_timeout: int = 900
+
+    object_store_url: str = f"file://{PROJECT_ROOT / '.data' / 'objects'}"
+    object_store_access_key: str = ""
+    object_store_secret_key: SecretStr = SecretStr("")
+    object_store_region: str = "us-east-1"
+    bucket_raw: str = "raw-data"
+    bucket_processed: str = "processed-data"
+    bucket_analytics: str = "analytics"
+    bucket_backups: str = "backups"
+
+    work_dir: Path = PROJECT_ROOT / ".data" / "work"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def async_database_url(self) -> str:
+        """The DSN for SQLAlchemy's asyncpg dialect."""
+        scheme, _, rest = self.database_url.partition("://")
+        if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+            return f"postgresql+asyncpg://{rest}"
+        raise ValueError(f"unsupported database URL scheme: {scheme}")
+
+    @property
+    def database_name(self) -> str:
+        return urlsplit(self.database_url).path.lstrip("/")
+
+    def queue(self, service: str) -> str:
+        """The Celery queue a service consumes; a prefix isolates test runs sharing one Redis."""
+        return f"{self.queue_prefix}{service}"
+
+
+@lru_cache
+def platform_settings() -> PlatformSettings:
+    return PlatformSettings()
