@@ -45,7 +45,7 @@ def migrate(settings: PlatformSettings, *, create_database: bool = True) -> None
     create_object_store(settings).ensure_buckets(all_buckets(settings))
 
 
-async def _create_key(settings: PlatformSettings, name: str, scopes: list[str]) -> str:
+async def create_key(settings: PlatformSettings, name: str, scopes: list[str]) -> str:
     engine = create_engine(settings)
     try:
         async with engine.begin() as conn:
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "create-key":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         try:
-            print(asyncio.run(_create_key(settings, args.name, scopes)))
+            print(asyncio.run(create_key(settings, args.name, scopes)))
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -1,0 +1,45 @@
+# Every target works on a fresh machine of this project's kind; see README.md.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+.PHONY: install run up down status test lint format migrate bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## start everything, load the sample data, show KPIs; Ctrl-C stops it all
+	$(PY) -u -m shared.devstack run
+
+up: install  ## start everything in the background; returns when every service is healthy
+	$(PY) -u -m shared.devstack up
+
+down:  ## stop what `make up` started
+	$(PY) -m shared.devstack down
+
+status:
+	$(PY) -m shared.devstack status
+
+migrate: install
+	$(PY) -m shared.admin migrate
+
+lint: install
+	$(VENV)/bin/ruff check shared services tests
+	$(VENV)/bin/ruff format --check shared services tests
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix shared services tests
+	$(VENV)/bin/ruff format shared services tests
+
+test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
+	$(PY) -m pytest
+
+clean: down
+	rm -rf .data .run

@@ -1,0 +1,287 @@
+"""Runs the whole platform as local processes: ``python -m shared.devstack run | up | down | status``.
+
+``up`` migrates, starts ingest, api, the three workers and Flower (each in its own process group, logs
+under the run directory), and returns once every one is healthy. ``down`` stops them by the PIDs it
+recorded. ``run`` is ``up``, the sample data through the ingest API, a KPI summary, then waits for
+Ctrl-C and stops everything. The test suite starts the same stack on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from shared.settings import PROJECT_ROOT, PlatformSettings
+
+HEALTH_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+class DevstackSettings(PlatformSettings):
+    ingest_port: int = 8001
+    api_port: int = 8000
+    flower_port: int = 5555
+    # user:password for Flower's UI and API; a random password is made (and printed) when unset.
+    flower_basic_auth: str = ""
+    run_dir: Path = PROJECT_ROOT / ".run"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    health_url: str | None = None
+    celery_app: str | None = None
+    celery_node: str | None = None
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessSpec]:
+    host = "127.0.0.1"
+    specs = [
+        ProcessSpec(
+            "ingest",
+            [
+                _bin("uvicorn"),
+                "services.ingest.app:create_app",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                str(settings.ingest_port),
+                "--no-access-log",
+            ],
+            health_url=f"http://{host}:{settings.ingest_port}/healthz",
+        ),
+        ProcessSpec(
+            "api",
+            [
+                _bin("uvicorn"),
+                "services.api.app:create_app",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                str(settings.api_port),
+                "--no-access-log",
+            ],
+            health_url=f"http://{host}:{settings.api_port}/readyz",
+        ),
+    ]
+    worker_args = {
+        "transform": ["--pool", "solo"],
+        "quality": ["--concurrency", "1"],
+        "warehouse": ["--concurrency", "1"],
+    }
+    for service, extra in worker_args.items():
+        app = f"services.{service}.worker:app"
+        name = f"{settings.queue(service)}@{host}"
+        specs.append(
+            ProcessSpec(
+                f"{service}-worker",
+                [
+                    _bin("celery"),
+                    "-A",
+                    app,
+                    "worker",
+                    "-Q",
+                    settings.queue(service),
+                    "-n",
+                    name,
+                    "--loglevel",
+                    settings.log_level,
+                    *extra,
+                ],
+                celery_app=app,
+                celery_node=name,
+            )
+        )
+    specs.append(
+        ProcessSpec(
+            "flower",
+            [
+                _bin("celery"),
+                "-A",
+                "shared.celery_app:app",
+                "flower",
+                f"--port={settings.flower_port}",
+                f"--address={host}",
+                f"--basic-auth={flower_auth}",
+            ],
+            health_url=f"http://{host}:{settings.flower_port}/healthcheck",
+        )
+    )
+    return specs
+
+
+class Stack:
+    def __init__(self, settings: DevstackSettings, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.run_dir = settings.run_dir
+        self.env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.pid_file = self.run_dir / "pids.json"
+
+    def _healthy(self, spec: ProcessSpec) -> bool:
+        if spec.health_url is not None:
+            try:
+                return httpx.get(spec.health_url, timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+        assert spec.celery_app is not None and spec.celery_node is not None
+        try:
+            result = subprocess.run(
+                [_bin("celery"), "-A", spec.celery_app, "inspect", "ping", "-d", spec.celery_node, "--timeout", "2"],
+                env=self.env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode == 0 and "pong" in result.stdout
+
+    def up(self) -> dict[str, int]:
+        if self.pid_file.exists():
+            raise SystemExit(f"a stack is already recorded in {self.pid_file}; run `make down` first")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        subprocess.run([sys.executable, "-m", "shared.admin", "migrate"], env=self.env, cwd=PROJECT_ROOT, check=True)
+        auth = self.settings.flower_basic_auth or f"admin:{secrets.token_urlsafe(12)}"
+        (self.run_dir / "flower-auth").write_text(auth)
+        os.chmod(self.run_dir / "flower-auth", 0o600)
+        specs = process_specs(self.settings, auth)
+        pids: dict[str, int] = {}
+        try:
+            for spec in specs:
+                log = (self.run_dir / "logs" / f"{spec.name}.log").open("ab")
+                proc = subprocess.Popen(
+                    spec.argv,
+                    env=self.env,
+                    cwd=PROJECT_ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                pids[spec.name] = proc.pid
+            self.pid_file.write_text(json.dumps(pids, indent=2))
+            self._wait_healthy(specs, pids)
+        except BaseException:
+            self.down()
+            raise
+        return pids
+
+    def _wait_healthy(self, specs: list[ProcessSpec], pids: dict[str, int]) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
+        pending = list(specs)
+        while pending:
+            for spec in list(pending):
+                if not _alive(pids[spec.name]):
+                    log = self.run_dir / "logs" / f"{spec.name}.log"
+                    raise RuntimeError(f"{spec.name} exited during start-up; see {log}")
+                if self._healthy(spec):
+                    pending.remove(spec)
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not healthy after {HEALTH_TIMEOUT_SECONDS:.0f}s: {[s.name for s in pending]}")
+            if pending:
+                time.sleep(0.5)
+
+    def down(self) -> None:
+        if not self.pid_file.exists():
+            return
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        for pid in pids.values():
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in pids.values():
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, bool]:
+        if not self.pid_file.exists():
+            return {}
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        return {name: _alive(pid) for name, pid in pids.items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group the PID leads (each service was started as its own session)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.devstack")
+    parser.add_argument("command", choices=["run", "up", "down", "status"])
+    args = parser.parse_args(argv)
+    settings = DevstackSettings()
+    stack = Stack(settings)
+    if args.command == "down":
+        stack.down()
+        print("stopped")
+        return 0
+    if args.command == "status":
+        for name, alive in stack.status().items():
+            print(f"{name:18} {'running' if alive else 'stopped'}")
+        return 0
+    stack.up()
+    from shared.demo import print_urls, run_demo
+
+    print_urls(settings)
+    if args.command == "up":
+        return 0
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # Installed explicitly: a shell starting us in the background may have set SIGINT to be ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        run_demo(settings)
+        print("\nThe platform is running. Press Ctrl-C to stop it.")
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nstopping…")
+        stack.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

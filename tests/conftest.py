@@ -1,0 +1,168 @@
+"""Test harness: a migrated database of its own, isolated Redis queues, moto's S3 server, one Spark session
+and, for end-to-end tests, the whole platform started as processes on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis
+
+from shared.admin import create_key, migrate
+from shared.settings import PlatformSettings
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+MOTO_ACCESS_KEY = "testing"
+MOTO_SECRET_KEY = "testing-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _admin_dsn(database_url: str) -> str:
+    return database_url.rsplit("/", 1)[0] + "/postgres"
+
+
+async def create_database(database_url: str) -> None:
+    conn = await asyncpg.connect(_admin_dsn(database_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{database_url.rsplit("/", 1)[1]}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(database_url: str) -> None:
+    conn = await asyncpg.connect(_admin_dsn(database_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> PlatformSettings:
+    """What the machine offers (PostgreSQL server, Redis), overridable by SDP_* variables."""
+    return PlatformSettings()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"s3://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_env(
+    run_id: str, base_settings: PlatformSettings, moto_server: str, tmp_path_factory: Any
+) -> Iterator[dict[str, str]]:
+    """SDP_* variables of the session's platform: its own database, queues, channel and bucket store (S3)."""
+    server = base_settings.database_url.rsplit("/", 1)[0]
+    database_url = f"{server}/sdp_test_{run_id}"
+    asyncio.run(create_database(database_url))
+    env = {
+        "SDP_DATABASE_URL": database_url,
+        "SDP_REDIS_URL": base_settings.redis_url,
+        "SDP_QUEUE_PREFIX": f"test-{run_id}-",
+        "SDP_EVENTS_CHANNEL": f"sdp:test:{run_id}:events",
+        "SDP_OBJECT_STORE_URL": moto_server,
+        "SDP_OBJECT_STORE_ACCESS_KEY": MOTO_ACCESS_KEY,
+        "SDP_OBJECT_STORE_SECRET_KEY": MOTO_SECRET_KEY,
+        "SDP_WORK_DIR": str(tmp_path_factory.mktemp("work")),
+        "SDP_LOG_LEVEL": "INFO",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    migrate(settings_from(env), create_database=False)
+    yield env
+    asyncio.run(drop_database(database_url))
+    client = redis.Redis.from_url(base_settings.redis_url)
+    for key in client.scan_iter(match=f"*test-{run_id}-*"):
+        client.delete(key)
+    client.close()
+
+
+def settings_from(env: dict[str, str], cls: type[PlatformSettings] = PlatformSettings, **extra: Any) -> Any:
+    """A settings object of ``cls`` built from SDP_* variables without touching os.environ."""
+    fields = {k.removeprefix("SDP_").lower(): v for k, v in env.items() if k.startswith("SDP_")}
+    return cls(**fields, **extra)
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> PlatformSettings:
+    return settings_from(test_env)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Any:
+    """One SparkSession for the whole test session (a session per test would cost seconds each)."""
+    from services.transform.settings import TransformSettings
+    from services.transform.spark import get_spark
+
+    return get_spark(TransformSettings(spark_driver_memory="1g"))
+
+
+@dataclass
+class Platform:
+    ingest: str
+    api: str
+    flower: str
+    env: dict[str, str]
+    settings: PlatformSettings
+    run_dir: Path
+
+    def key(self, *scopes: str) -> str:
+        return asyncio.run(create_key(self.settings, f"test-{'-'.join(scopes)}", list(scopes)))
+
+    def client(self, *scopes: str) -> httpx.Client:
+        return httpx.Client(headers={"Authorization": f"Bearer {self.key(*scopes)}"}, timeout=60.0)
+
+
+@pytest.fixture(scope="session")
+def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platform]:
+    """The whole platform as local processes (ingest, api, three workers, Flower) on free ports."""
+    from shared.devstack import DevstackSettings, Stack
+
+    run_dir = tmp_path_factory.mktemp("run")
+    ports = {"SDP_INGEST_PORT": free_port(), "SDP_API_PORT": free_port(), "SDP_FLOWER_PORT": free_port()}
+    env = {
+        **test_env,
+        **{k: str(v) for k, v in ports.items()},
+        "SDP_RUN_DIR": str(run_dir),
+        "SDP_API_PUBLIC_URL": f"http://127.0.0.1:{ports['SDP_API_PORT']}",
+    }
+    dev_settings = settings_from(env, DevstackSettings, flower_basic_auth="test:test")
+    stack = Stack(dev_settings, env=env)
+    stack.up()
+    try:
+        yield Platform(
+            ingest=f"http://127.0.0.1:{dev_settings.ingest_port}",
+            api=f"http://127.0.0.1:{dev_settings.api_port}",
+            flower=f"http://127.0.0.1:{dev_settings.flower_port}",
+            env=env,
+            settings=settings_from(test_env),
+            run_dir=run_dir,
+        )
+    finally:
+        stack.down()
