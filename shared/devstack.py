@@ -9,6 +9,7 @@ Ctrl-C and stops everything. The test suite starts the same stack on free ports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -238,10 +239,8 @@ def _alive(pid: int) -> bool:
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     """Signal the process group the PID leads (each service was started as its own session)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
