@@ -15,7 +15,7 @@ from services.api import repository
 from services.api.schemas import BatchListOut, BatchOut, DailyKpisOut
 from services.api.settings import ApiSettings
 from shared.db import create_engine
-from shared.http import ApiError, BatchReader, KpiReader, engine_of, install_error_handlers
+from shared.http import ApiError, BatchReader, KpiReader, engine_of, install_error_handlers, install_metrics
 from shared.logs import configure_logging
 
 MAX_RANGE_DAYS = 3660
@@ -37,6 +37,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_metrics(app, "api")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

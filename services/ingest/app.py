@@ -15,7 +15,7 @@ from services.ingest.service import Accepted, IngestService, Upload, parse_datas
 from services.ingest.settings import IngestSettings
 from shared.bus import EventBus
 from shared.db import create_engine
-from shared.http import ApiError, IngestWriter, install_error_handlers
+from shared.http import ApiError, IngestWriter, install_error_handlers, install_metrics
 from shared.logs import configure_logging
 from shared.objectstore import CHUNK_SIZE, all_buckets, create_object_store
 
@@ -52,6 +52,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sales data platform — ingest", version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_metrics(app, "ingest")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,0 +1,147 @@
+"""The ingest HTTP API over a socket: statuses, error envelope, dedupe, auth, no partial objects."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
+from shared.admin import create_key
+from shared.objectstore import create_object_store
+from shared.settings import PlatformSettings
+from tests.conftest import settings_from
+from tests.http_server import serve
+
+HEADER = "transaction_id,transaction_ts,customer_id,product_id,quantity,unit_price,total_amount,payment_method,status\n"
+ROW = "T-{n},2024-01-01T10:00:00Z,C1,P1,1,1.00,1.00,pix,completed\n"
+MAX_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def ingest_url(test_env: dict[str, str]) -> Iterator[str]:
+    settings = settings_from(test_env, IngestSettings, ingest_max_upload_bytes=MAX_BYTES)
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def writer_key(settings: PlatformSettings) -> str:
+    return asyncio.run(create_key(settings, name="ingest-test", scopes=["ingest:write"]))
+
+
+@pytest.fixture
+def client(writer_key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(headers={"Authorization": f"Bearer {writer_key}"}, timeout=30) as c:
+        yield c
+
+
+def unique_csv(tag: str, rows: int = 2) -> bytes:
+    return (HEADER + "".join(ROW.format(n=f"{tag}-{i}") for i in range(rows))).encode()
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert "details" in error
+    return error
+
+
+def raw_keys(settings: PlatformSettings) -> list[str]:
+    return create_object_store(settings).list_keys(settings.bucket_raw)
+
+
+def test_multipart_upload_is_accepted_with_the_contract_shape(ingest_url: str, client: httpx.Client) -> None:
+    body = unique_csv("shape")
+    response = client.post(f"{ingest_url}/v1/datasets/sales/files", files={"file": ("s.csv", body, "text/csv")})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert set(accepted) == {"batch_id", "dataset", "status", "sha256", "size_bytes", "status_url"}
+    assert accepted["dataset"] == "sales" and accepted["status"] == "received"
+    assert accepted["size_bytes"] == len(body)
+    assert accepted["sha256"] == hashlib.sha256(body).hexdigest()
+    assert accepted["status_url"].endswith(f"/v1/batches/{accepted['batch_id']}")
+
+
+def test_raw_body_upload_and_the_same_bytes_again_give_the_same_batch(
+    ingest_url: str, client: httpx.Client, settings: PlatformSettings
+) -> None:
+    body = unique_csv("raw")
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    first = client.post(url, content=body, headers={"Content-Type": "text/csv", "X-File-Name": "../../etc/passwd"})
+    assert first.status_code == 202, first.text
+    second = client.post(url, files={"file": ("other-name.csv", body, "text/csv")})
+    assert second.status_code == 200, second.text
+    assert second.json()["batch_id"] == first.json()["batch_id"]
+    keys = [k for k in raw_keys(settings) if first.json()["batch_id"] in k]
+    assert keys == [k for k in keys if k.endswith("/passwd")] and len(keys) == 1
+    assert ".." not in keys[0]
+
+
+def test_idempotency_key_with_other_bytes_is_a_conflict(ingest_url: str, client: httpx.Client) -> None:
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    headers = {"Idempotency-Key": "idem-test-1", "Content-Type": "text/csv"}
+    first = client.post(url, content=unique_csv("idem-a"), headers=headers)
+    assert first.status_code == 202, first.text
+    again = client.post(url, content=unique_csv("idem-a"), headers=headers)
+    assert again.status_code == 200 and again.json()["batch_id"] == first.json()["batch_id"]
+    assert_error(client.post(url, content=unique_csv("idem-b"), headers=headers), 409, "idempotency_key_reused")
+
+
+def test_missing_required_columns_are_named(ingest_url: str, client: httpx.Client) -> None:
+    body = b"transaction_id,quantity\nT1,1\n"
+    error = assert_error(
+        client.post(f"{ingest_url}/v1/datasets/sales/files", content=body, headers={"Content-Type": "text/csv"}),
+        422,
+        "contract_mismatch",
+    )
+    assert error["details"]["missing_columns"] == ["transaction_ts"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "body", "content_type", "status", "code"),
+    [
+        ("nope", b"a\n", "text/csv", 404, "unknown_dataset"),
+        ("sales", b"", "text/csv", 400, "unreadable_file"),
+        ("sales", b"\xff\xfe\x00garbage\n", "text/csv", 400, "unreadable_file"),
+        ("sales", b"%PDF-1.4", "application/pdf", 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_requests_get_the_error_envelope(
+    ingest_url: str, client: httpx.Client, dataset: str, body: bytes, content_type: str, status: int, code: str
+) -> None:
+    response = client.post(
+        f"{ingest_url}/v1/datasets/{dataset}/files", content=body, headers={"Content-Type": content_type}
+    )
+    assert_error(response, status, code)
+
+
+def test_too_large_is_413_and_leaves_no_object(
+    ingest_url: str, client: httpx.Client, settings: PlatformSettings
+) -> None:
+    before = raw_keys(settings)
+    body = unique_csv("big", rows=MAX_BYTES // 40)
+    assert len(body) > MAX_BYTES
+    response = client.post(f"{ingest_url}/v1/datasets/sales/files", content=body, headers={"Content-Type": "text/csv"})
+    error = assert_error(response, 413, "too_large")
+    assert error["details"]["limit_bytes"] == MAX_BYTES
+    assert raw_keys(settings) == before
+
+
+def test_auth_is_required_and_scoped(ingest_url: str, settings: PlatformSettings) -> None:
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    body = unique_csv("auth")
+    assert_error(httpx.post(url, content=body, headers={"Content-Type": "text/csv"}), 401, "unauthenticated")
+    bad = {"Authorization": "Bearer sdp_nope_nope", "Content-Type": "text/csv"}
+    assert_error(httpx.post(url, content=body, headers=bad), 401, "unauthenticated")
+    reader = asyncio.run(create_key(settings, name="reader", scopes=["kpis:read"]))
+    forbidden = {"Authorization": f"Bearer {reader}", "Content-Type": "text/csv"}
+    assert_error(httpx.post(url, content=body, headers=forbidden), 403, "forbidden")
+    assert httpx.get(f"{ingest_url}/healthz").json() == {"status": "ok"}
