@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -64,9 +65,17 @@ async def start_stage(conn: AsyncConnection, batch_id: uuid.UUID, stage: str) ->
 
 
 async def record_event(
-    conn: AsyncConnection, event: Event, *, stage: str, fields: dict[str, Any] | None = None
+    conn: AsyncConnection,
+    event: Event,
+    *,
+    stage: str,
+    fields: dict[str, Any] | None = None,
+    stage_started_at: datetime | None = None,
 ) -> None:
-    """Move the batch to the status the event names, close the stage and queue the event in the outbox."""
+    """Move the batch to the status the event names, close the stage and queue the event in the outbox.
+
+    ``stage_started_at`` is for a stage that did not record its start (ingest's starts with the request).
+    """
     status = STATUS_AFTER[event.type]
     failed = event.type == "batch.failed"
     assignments = ", ".join(f"{column} = :{column}" for column in (fields or {}))
@@ -87,7 +96,7 @@ async def record_event(
     await conn.execute(
         text(
             """INSERT INTO ops.batch_stages (batch_id, stage, status, started_at, finished_at, error)
-               VALUES (:batch_id, :stage, :status, clock_timestamp(), clock_timestamp(), :error)
+               VALUES (:batch_id, :stage, :status, coalesce(:started_at, clock_timestamp()), clock_timestamp(), :error)
                ON CONFLICT (batch_id, stage) DO UPDATE
                SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at, error = EXCLUDED.error"""
         ),
@@ -96,6 +105,7 @@ async def record_event(
             "stage": stage,
             "status": "failed" if failed else "succeeded",
             "error": getattr(event, "reason", None) if failed else None,
+            "started_at": stage_started_at,
         },
     )
     await conn.execute(

@@ -88,6 +88,7 @@ class IngestService:
         self.bus = bus
 
     async def accept(self, upload: Upload) -> Accepted:
+        started_at = datetime.now(UTC)
         file_format = detect_format(upload.content_type, upload.file_name)
         contract = CONTRACTS[upload.dataset]
         try:
@@ -157,7 +158,7 @@ class IngestService:
                     schema_drift=contract.extra_columns(peeked.header),
                 )
                 if inserted:
-                    await record_event(conn, event, stage="ingest")
+                    await record_event(conn, event, stage="ingest", stage_started_at=started_at)
             if not inserted:
                 # Another request with the same content committed first: its batch is the batch.
                 await asyncio.to_thread(self.store.remove, bucket, final_key)
