@@ -143,9 +143,11 @@ class ObjectStore(ABC):
         """Upload every file below ``directory`` (a Spark output folder) under ``prefix``."""
         stored = []
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            relative = path.relative_to(directory).as_posix()
-            if relative.startswith((".", "_")) or "/." in relative:
+            parts = path.relative_to(directory).parts
+            # Spark's bookkeeping (_SUCCESS, _committed_*, .crc) is not data, at any depth.
+            if any(part.startswith((".", "_")) for part in parts):
                 continue
+            relative = "/".join(parts)
             stored.append(self.put_file(bucket, f"{prefix.rstrip('/')}/{relative}", path))
         return stored
 
@@ -197,9 +199,12 @@ class LocalObjectStore(ObjectStore):
         self._path(bucket, key).unlink(missing_ok=True)
 
     def move(self, bucket: str, source_key: str, dest_key: str) -> None:
+        source = self._path(bucket, source_key)
+        if not source.is_file():
+            raise ObjectNotFound(f"{bucket}/{source_key}")
         target = self._path(bucket, dest_key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(bucket, source_key), target)
+        os.replace(source, target)
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         base = self.root / bucket
@@ -261,11 +266,16 @@ class S3ObjectStore(ObjectStore):
         self.client.remove_object(bucket_name=bucket, object_name=key)
 
     def move(self, bucket: str, source_key: str, dest_key: str) -> None:
-        self.client.copy_object(
-            bucket_name=bucket,
-            object_name=dest_key,
-            source=CopySource(bucket_name=bucket, object_name=source_key),
-        )
+        try:
+            self.client.copy_object(
+                bucket_name=bucket,
+                object_name=dest_key,
+                source=CopySource(bucket_name=bucket, object_name=source_key),
+            )
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(f"{bucket}/{source_key}") from exc
+            raise
         self.client.remove_object(bucket_name=bucket, object_name=source_key)
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
