@@ -54,8 +54,20 @@ class StageOutput:
     parquet: Path
 
 
+# RFC 4180: a doubled quote escapes a quote, a backslash is text, and a quoted field may hold newlines.
+CSV_READ_OPTIONS = {
+    "header": "true",
+    "inferSchema": "false",
+    "mode": "PERMISSIVE",
+    "encoding": "UTF-8",
+    "quote": '"',
+    "escape": '"',
+    "multiLine": "true",
+}
+
+
 def _read_csv(spark: SparkSession, path: Path) -> DataFrame:
-    df = spark.read.options(header="true", inferSchema="false", mode="PERMISSIVE", encoding="UTF-8").csv(str(path))
+    df = spark.read.options(**CSV_READ_OPTIONS).csv(str(path))
     # A UTF-8 byte order mark ends up in the first column's name; the contract's names are exact.
     return df.toDF(*[name.lstrip("\ufeff").strip() for name in df.columns])
 

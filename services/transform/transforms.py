@@ -25,7 +25,12 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\
 INTEGER_PATTERN = r"^[+-]?\d+$"
 DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 MONEY = "decimal(12,2)"
-WIDE_DECIMAL = "decimal(38,6)"
+# Parsed at full precision first, so the one rounding to cents is half-up on the exact text
+# ("12.3449999" → 12.34) and a negative price below a cent is still seen as negative.
+WIDE_DECIMAL = "decimal(38,18)"
+# Spark's cast wants seconds when a zone follows the minutes; ISO 8601 does not.
+MINUTES_WITH_ZONE = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})$"
+WHITESPACE = " \t\r\n"
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:
 
 
 def _clean_text(name: str) -> Column:
-    """Trimmed text; an empty field is null."""
-    return F.nullif(F.trim(F.col(name)), F.lit(""))
+    """Text without surrounding whitespace (tabs included); an empty field is null."""
+    return F.nullif(F.btrim(F.col(name), F.lit(WHITESPACE)), F.lit(""))
 
 
 def _reason(condition: Column, code: str) -> Column:
@@ -83,11 +88,13 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
     ts_text, qty_text = _clean_text("transaction_ts"), _clean_text("quantity")
     price_text, total_text = _clean_text("unit_price"), _clean_text("total_amount")
     ts_ok = ts_text.rlike(TIMESTAMP_PATTERN)
-    ts = F.when(ts_ok, ts_text.try_cast("timestamp"))
+    ts = F.when(ts_ok, F.regexp_replace(ts_text, MINUTES_WITH_ZONE, "$1:00$2").try_cast("timestamp"))
     qty = F.when(qty_text.rlike(INTEGER_PATTERN), qty_text.try_cast("int"))
     price_wide = F.when(price_text.rlike(DECIMAL_PATTERN), price_text.try_cast(WIDE_DECIMAL))
     total_wide = F.when(total_text.rlike(DECIMAL_PATTERN), total_text.try_cast(WIDE_DECIMAL))
-    price, total = price_wide.cast(MONEY), total_wide.cast(MONEY)
+    # try_cast: an amount too large for numeric(12,2) rejects its row instead of failing the batch.
+    price, total = price_wide.try_cast(MONEY), total_wide.try_cast(MONEY)
+    derived_total = (qty * price).try_cast(MONEY)
     status = F.lower(_clean_text("status"))
     payment = F.lower(_clean_text("payment_method"))
     horizon = F.lit(rules.now).cast("timestamp") + F.make_interval(secs=F.lit(rules.future_skew_seconds))
@@ -102,7 +109,7 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
         _clean_text("product_id").alias("product_id"),
         qty.alias("quantity"),
         price.alias("unit_price"),
-        F.coalesce(total, (qty * price).cast(MONEY)).alias("total_amount"),
+        F.coalesce(total, derived_total).alias("total_amount"),
         payment.alias("payment_method"),
         status.alias("status"),
         ts_text.alias("_ts_text"),
@@ -111,6 +118,7 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
         total_text.alias("_total_text"),
         price_wide.alias("_price_wide"),
         total.alias("_total_given"),
+        (qty.isNotNull() & price.isNotNull() & derived_total.isNull()).alias("_total_overflow"),
     )
     c = F.col
     reasons = F.array_compact(
@@ -123,7 +131,10 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
             _reason(c("quantity") <= 0, "non_positive_quantity"),
             _reason(c("_price_text").isNotNull() & c("unit_price").isNull(), "invalid_unit_price"),
             _reason(c("_price_wide") < 0, "negative_price"),
-            _reason(c("_total_text").isNotNull() & c("_total_given").isNull(), "invalid_total_amount"),
+            _reason(
+                (c("_total_text").isNotNull() & c("_total_given").isNull()) | c("_total_overflow"),
+                "invalid_total_amount",
+            ),
             _reason(
                 F.abs(c("_total_given") - c("quantity") * c("unit_price")) > F.lit(rules.total_tolerance),
                 "total_mismatch",
@@ -136,7 +147,7 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
         )
     )
     return typed.withColumn(REASONS, reasons).drop(
-        "_ts_text", "_qty_text", "_price_text", "_total_text", "_price_wide", "_total_given"
+        "_ts_text", "_qty_text", "_price_text", "_total_text", "_price_wide", "_total_given", "_total_overflow"
     )
 
 
