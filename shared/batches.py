@@ -33,6 +33,8 @@ class BatchRow:
     object_key: str
     file_format: str
     header: list[str]
+    compression: str
+    csv_delimiter: str | None
 
 
 async def lock_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> BatchRow:
@@ -40,7 +42,8 @@ async def lock_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> BatchRow:
     row = (
         await conn.execute(
             text(
-                """SELECT batch_id, dataset, status, object_bucket, object_key, file_format, header
+                """SELECT batch_id, dataset, status, object_bucket, object_key, file_format, header, compression,
+                          csv_delimiter
                    FROM ops.batches WHERE batch_id = :batch_id FOR UPDATE"""
             ),
             {"batch_id": batch_id},

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from minio import Minio
 from minio.commonconfig import CopySource
@@ -50,13 +51,23 @@ class StoredObject:
     sha256: str
 
 
+class StreamObserver(Protocol):
+    """Sees every chunk of a write as it passes; raising from either method aborts the write."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _HashingReader(io.RawIOBase):
     """A file-like view over an iterator of chunks that hashes and counts what passes through."""
 
-    def __init__(self, chunks: Iterable[bytes], max_bytes: int | None) -> None:
+    def __init__(self, chunks: Iterable[bytes], max_bytes: int | None, observer: StreamObserver | None) -> None:
         self._chunks: Iterator[bytes] = iter(chunks)
         self._pending = b""
         self._max = max_bytes
+        self._observer = observer
+        self._closed_observer = False
         self.size = 0
         self.digest = hashlib.sha256()
 
@@ -71,7 +82,12 @@ class _HashingReader(io.RawIOBase):
             if self._max is not None and self.size > self._max:
                 raise ObjectTooLarge(self._max)
             self.digest.update(chunk)
+            if self._observer is not None:
+                self._observer.feed(chunk)
             return chunk
+        if self._observer is not None and not self._closed_observer:
+            self._closed_observer = True
+            self._observer.close()
         return b""
 
     def read(self, size: int = -1) -> bytes:
@@ -109,6 +125,10 @@ class ObjectStore(ABC):
         """A streaming reader over an object."""
 
     @abstractmethod
+    def read_range(self, bucket: str, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` (fewer at the end of the object)."""
+
+    @abstractmethod
     def exists(self, bucket: str, key: str) -> bool: ...
 
     @abstractmethod
@@ -128,8 +148,9 @@ class ObjectStore(ABC):
         *,
         content_type: str = "application/octet-stream",
         max_bytes: int | None = None,
+        observer: StreamObserver | None = None,
     ) -> StoredObject:
-        reader = _HashingReader(chunks, max_bytes)
+        reader = _HashingReader(chunks, max_bytes, observer)
         self._write(bucket, key, reader, content_type)
         return StoredObject(bucket, key, reader.size, reader.digest.hexdigest())
 
@@ -192,6 +213,11 @@ class LocalObjectStore(ObjectStore):
             raise ObjectNotFound(f"{bucket}/{key}")
         return source.open("rb")
 
+    def read_range(self, bucket: str, key: str, offset: int, length: int) -> bytes:
+        with self.open(bucket, key) as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
     def exists(self, bucket: str, key: str) -> bool:
         return self._path(bucket, key).is_file()
 
@@ -252,6 +278,19 @@ class S3ObjectStore(ObjectStore):
                 raise ObjectNotFound(f"{bucket}/{key}") from exc
             raise
         return response  # type: ignore[return-value]
+
+    def read_range(self, bucket: str, key: str, offset: int, length: int) -> bytes:
+        try:
+            response = self.client.get_object(bucket_name=bucket, object_name=key, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                raise ObjectNotFound(f"{bucket}/{key}") from exc
+            raise
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

@@ -96,6 +96,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 content_type=file.content_type or "",
                 chunks=_file_chunks(file),
                 idempotency_key=idempotency_key,
+                content_encoding=request.headers.get("content-encoding", ""),
             )
             try:
                 return respond(await service.accept(upload))
@@ -108,6 +109,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             content_type=content_type,
             chunks=request.stream(),
             idempotency_key=idempotency_key,
+            content_encoding=request.headers.get("content-encoding", ""),
         )
         return respond(await service.accept(upload))
 

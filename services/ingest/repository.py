@@ -50,6 +50,8 @@ async def insert_batch(
     dataset: str,
     file_name: str,
     file_format: str,
+    compression: str,
+    csv_delimiter: str | None,
     content_type: str,
     bucket: str,
     key: str,
@@ -62,10 +64,12 @@ async def insert_batch(
     """Insert a received batch; False when the same content (or idempotency key) won a race to it."""
     result = await conn.execute(
         text(
-            """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, content_type,
-                   object_bucket, object_key, sha256, size_bytes, idempotency_key, header, schema_drift)
-               VALUES (:batch_id, :dataset, 'received', :file_name, :file_format, :content_type,
-                   :bucket, :key, :sha256, :size_bytes, :idempotency_key, :header, :schema_drift)
+            """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, compression,
+                   csv_delimiter, content_type, object_bucket, object_key, sha256, size_bytes, idempotency_key,
+                   header, schema_drift)
+               VALUES (:batch_id, :dataset, 'received', :file_name, :file_format, :compression,
+                   :csv_delimiter, :content_type, :bucket, :key, :sha256, :size_bytes, :idempotency_key,
+                   :header, :schema_drift)
                ON CONFLICT DO NOTHING"""
         ),
         {
@@ -73,6 +77,8 @@ async def insert_batch(
             "dataset": dataset,
             "file_name": file_name,
             "file_format": file_format,
+            "compression": compression,
+            "csv_delimiter": csv_delimiter,
             "content_type": content_type,
             "bucket": bucket,
             "key": key,

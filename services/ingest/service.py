@@ -12,8 +12,25 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import repository
+from services.ingest.formats import (
+    HEAD_LIMIT,
+    PARQUET_MAGIC,
+    DecompressionBomb,
+    FileFormat,
+    GzipCheck,
+    Header,
+    UnreadableFile,
+    UnsupportedType,
+    csv_header,
+    detect_format,
+    gunzip_head,
+    is_gzip,
+    json_header,
+    parquet_footer_length,
+    parquet_header,
+)
 from services.ingest.settings import IngestSettings
-from services.ingest.upload import UnreadableHeader, peek_csv_header, store_stream
+from services.ingest.upload import read_head, store_stream
 from shared.batches import publish_committed, record_event
 from shared.bus import EventBus
 from shared.datasets import CONTRACTS, Dataset
@@ -24,9 +41,8 @@ from shared.objectstore import ObjectStore, ObjectTooLarge, incoming_key
 
 log = get_logger(__name__)
 
-CSV_CONTENT_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"})
-GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream"})
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+PARQUET_TAIL = 8
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,16 @@ class Upload:
     content_type: str
     chunks: AsyncIterator[bytes]
     idempotency_key: str | None
+    content_encoding: str = ""
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """What the first bytes said: how to read the file and its column names (Parquet: after storing)."""
+
+    format: FileFormat
+    gzip: bool
+    header: Header | None
 
 
 def parse_dataset(name: str) -> Dataset:
@@ -64,20 +90,46 @@ def safe_file_name(name: str | None) -> str:
     return cleaned[:200] or "upload.csv"
 
 
-def detect_format(content_type: str, file_name: str) -> str:
-    media = content_type.split(";", 1)[0].strip().lower()
-    if media in CSV_CONTENT_TYPES:
-        return "csv"
-    if media in GENERIC_CONTENT_TYPES and file_name.lower().endswith(".csv"):
-        return "csv"
-    if media in GENERIC_CONTENT_TYPES and "." not in file_name:
-        return "csv"
-    raise ApiError(
-        415,
-        "unsupported_media_type",
-        f"unsupported file type {media or 'unknown'!r} for {file_name!r}",
-        {"supported": sorted(CSV_CONTENT_TYPES)},
-    )
+def inspect_head(upload: Upload, head: bytes) -> Inspected:
+    """Format, compression and (for text formats) the header, from the upload's first bytes."""
+    if not head:
+        raise ApiError(400, "unreadable_file", "the file is empty")
+    gzip = is_gzip(upload.content_encoding, upload.file_name, head)
+    try:
+        plain = gunzip_head(head) if gzip else head
+        fmt = detect_format(upload.content_type, upload.file_name, plain)
+        if fmt is FileFormat.parquet:
+            if gzip:
+                raise UnsupportedType("gzip-compressed Parquet is not read: Parquet compresses its own pages")
+            return Inspected(fmt, gzip, None)
+        header = csv_header(plain) if fmt is FileFormat.csv else json_header(plain, fmt)
+    except UnsupportedType as exc:
+        raise ApiError(
+            415, "unsupported_media_type", str(exc), {"supported": sorted(f.value for f in FileFormat)}
+        ) from exc
+    except UnreadableFile as exc:
+        raise ApiError(400, "unreadable_file", str(exc)) from exc
+    return Inspected(fmt, gzip, header)
+
+
+def check_contract(dataset: Dataset, header: Header) -> None:
+    contract = CONTRACTS[dataset]
+    missing = [c for c in contract.required if c not in header.columns]
+    if missing:
+        raise ApiError(
+            422,
+            "contract_mismatch",
+            f"the file lacks required columns: {', '.join(missing)}",
+            {"missing_columns": missing, "columns": header.columns[:200]},
+        )
+    duplicated = sorted({c for c in header.columns if header.columns.count(c) > 1 and c in contract.column_names})
+    if duplicated:
+        raise ApiError(
+            422,
+            "duplicate_columns",
+            f"columns of the contract appear more than once: {', '.join(duplicated)}",
+            {"duplicate_columns": duplicated},
+        )
 
 
 class IngestService:
@@ -89,35 +141,48 @@ class IngestService:
 
     async def accept(self, upload: Upload) -> Accepted:
         started_at = datetime.now(UTC)
-        file_format = detect_format(upload.content_type, upload.file_name)
-        contract = CONTRACTS[upload.dataset]
-        try:
-            peeked = await peek_csv_header(upload.chunks)
-        except UnreadableHeader as exc:
-            raise ApiError(400, "unreadable_file", str(exc)) from exc
-        missing = [c for c in contract.required if c not in peeked.header]
-        if missing:
-            raise ApiError(
-                422,
-                "contract_mismatch",
-                f"the header lacks required columns: {', '.join(missing)}",
-                {"missing_columns": missing, "header": peeked.header[:200]},
-            )
+        head = await read_head(upload.chunks, HEAD_LIMIT)
+        inspected = inspect_head(upload, head)
+        if inspected.header is not None:
+            check_contract(upload.dataset, inspected.header)
 
         bucket = self.settings.bucket_raw
         staging_key = incoming_key(upload.dataset.value)
+        observer = (
+            GzipCheck(
+                max_bytes=self.settings.ingest_max_decompressed_bytes,
+                max_ratio=self.settings.ingest_max_gzip_ratio,
+                ratio_floor=self.settings.ingest_gzip_ratio_floor,
+            )
+            if inspected.gzip
+            else None
+        )
         try:
             stored = await store_stream(
                 self.store,
                 bucket,
                 staging_key,
                 upload.chunks,
-                head=peeked.head,
-                content_type=upload.content_type or "text/csv",
+                head=head,
+                content_type=upload.content_type or "application/octet-stream",
                 max_bytes=self.settings.ingest_max_upload_bytes,
+                observer=observer,
             )
         except ObjectTooLarge as exc:
             raise ApiError(413, "too_large", str(exc), {"limit_bytes": exc.limit}) from exc
+        except DecompressionBomb as exc:
+            raise ApiError(413, "decompression_bomb", str(exc), {"limit_bytes": exc.limit}) from exc
+        except UnreadableFile as exc:
+            raise ApiError(400, "unreadable_file", str(exc)) from exc
+
+        header = inspected.header
+        if header is None:
+            try:
+                header = await asyncio.to_thread(self._parquet_header, bucket, staging_key, stored.size_bytes)
+                check_contract(upload.dataset, header)
+            except BaseException:
+                await asyncio.to_thread(self.store.remove, bucket, staging_key)
+                raise
 
         try:
             existing = await self._existing(upload, stored.sha256)
@@ -138,7 +203,7 @@ class IngestService:
             object=ObjectRef(bucket=bucket, key=final_key),
             sha256=stored.sha256,
             size_bytes=stored.size_bytes,
-            file_format=file_format,
+            file_format=inspected.format.value,
         )
         with batch_context(batch_id, dataset=upload.dataset.value):
             async with self.engine.begin() as conn:
@@ -147,15 +212,17 @@ class IngestService:
                     batch_id=batch_id,
                     dataset=upload.dataset.value,
                     file_name=upload.file_name,
-                    file_format=file_format,
+                    file_format=inspected.format.value,
+                    compression="gzip" if inspected.gzip else "none",
+                    csv_delimiter=header.delimiter,
                     content_type=upload.content_type,
                     bucket=bucket,
                     key=final_key,
                     sha256=stored.sha256,
                     size_bytes=stored.size_bytes,
                     idempotency_key=upload.idempotency_key,
-                    header=peeked.header,
-                    schema_drift=contract.extra_columns(peeked.header),
+                    header=header.columns,
+                    schema_drift=CONTRACTS[upload.dataset].extra_columns(header.columns),
                 )
                 if inserted:
                     await record_event(conn, event, stage="ingest", stage_started_at=started_at)
@@ -169,6 +236,18 @@ class IngestService:
             await publish_committed(self.engine, self.bus, [event])
             log.info("ingest.accepted", size_bytes=stored.size_bytes, sha256=stored.sha256)
         return Accepted(batch_id, upload.dataset, "received", stored.sha256, stored.size_bytes, created=True)
+
+    def _parquet_header(self, bucket: str, key: str, size: int) -> Header:
+        if size < PARQUET_TAIL + len(PARQUET_MAGIC):
+            raise ApiError(400, "unreadable_file", "too short for a Parquet file")
+        try:
+            footer_length = parquet_footer_length(self.store.read_range(bucket, key, size - PARQUET_TAIL, PARQUET_TAIL))
+            if footer_length + PARQUET_TAIL + len(PARQUET_MAGIC) > size:
+                raise UnreadableFile("the Parquet footer length is larger than the file")
+            tail = self.store.read_range(bucket, key, size - PARQUET_TAIL - footer_length, footer_length + PARQUET_TAIL)
+            return parquet_header(tail)
+        except UnreadableFile as exc:
+            raise ApiError(400, "unreadable_file", str(exc)) from exc
 
     async def _existing(self, upload: Upload, sha256: str) -> Accepted | None:
         async with self.engine.connect() as conn:

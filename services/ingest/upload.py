@@ -1,54 +1,32 @@
 """Streaming an upload into the object store: async chunks in, a sync store writer in a thread.
 
-The header is peeked from the first chunks (so a file that does not match the contract is refused
-before anything is stored) and the rest flows through a small bounded queue: memory stays flat.
+The first chunks are read ahead (so a file that does not match the contract is refused before anything
+is stored) and the rest flows through a small bounded queue: memory stays flat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import queue
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
-from shared.objectstore import ObjectStore, StoredObject
+from shared.objectstore import ObjectStore, StoredObject, StreamObserver
 
 QUEUE_DEPTH = 8
 PUT_TIMEOUT_SECONDS = 0.5
-HEADER_PEEK_LIMIT = 1024 * 1024
 
 
-class UnreadableHeader(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Peeked:
-    header: list[str]
-    head: bytes
-
-
-async def peek_csv_header(chunks: AsyncIterator[bytes]) -> Peeked:
-    """Read until the header line is complete; return it with the bytes consumed so far."""
-    head = b""
+async def read_head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The first ``limit`` bytes or so of a stream (what the format and header checks look at)."""
+    parts: list[bytes] = []
+    size = 0
     async for chunk in chunks:
-        head += chunk
-        if b"\n" in head or len(head) >= HEADER_PEEK_LIMIT:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
             break
-    if not head.strip():
-        raise UnreadableHeader("the file is empty")
-    first_line = head.split(b"\n", 1)[0]
-    if len(first_line) >= HEADER_PEEK_LIMIT:
-        raise UnreadableHeader(f"no header line in the first {HEADER_PEEK_LIMIT} bytes")
-    try:
-        text = first_line.decode("utf-8-sig").rstrip("\r")
-    except UnicodeDecodeError as exc:
-        raise UnreadableHeader("the header is not UTF-8") from exc
-    header = next(csv.reader(io.StringIO(text)), [])
-    return Peeked(header=[name.strip() for name in header], head=head)
+    return b"".join(parts)
 
 
 class UploadAborted(Exception):
@@ -64,6 +42,7 @@ async def store_stream(
     head: bytes,
     content_type: str,
     max_bytes: int,
+    observer: StreamObserver | None = None,
 ) -> StoredObject:
     """Write ``head`` then the rest of ``chunks`` to the store; the writer runs in a worker thread.
 
@@ -79,7 +58,10 @@ async def store_stream(
 
     loop = asyncio.get_running_loop()
     writer = loop.run_in_executor(
-        None, lambda: store.put_stream(bucket, key, drain(), content_type=content_type, max_bytes=max_bytes)
+        None,
+        lambda: store.put_stream(
+            bucket, key, drain(), content_type=content_type, max_bytes=max_bytes, observer=observer
+        ),
     )
 
     async def send(item: bytes | UploadAborted | None) -> bool:

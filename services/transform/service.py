@@ -66,19 +66,42 @@ CSV_READ_OPTIONS = {
 }
 
 
-def _read_csv(spark: SparkSession, path: Path) -> DataFrame:
-    df = spark.read.options(**CSV_READ_OPTIONS).csv(str(path))
-    # A UTF-8 byte order mark ends up in the first column's name; the contract's names are exact.
-    return df.toDF(*[name.lstrip("\ufeff").strip() for name in df.columns])
+def read_source(spark: SparkSession, path: Path, *, file_format: str, delimiter: str | None) -> DataFrame:
+    """The file as Spark reads it (a ``.gz`` name is decompressed on the fly), every value as text."""
+    if file_format == "csv":
+        df = spark.read.options(**CSV_READ_OPTIONS, sep=delimiter or ",").csv(str(path))
+        # A UTF-8 byte order mark ends up in the first column's name; the contract's names are exact.
+        return df.toDF(*[name.lstrip("\ufeff").strip() for name in df.columns])
+    if file_format in ("json", "ndjson"):
+        df = spark.read.options(
+            multiLine=str(file_format == "json").lower(), mode="PERMISSIVE", primitivesAsString="true"
+        ).json(str(path))
+    elif file_format == "parquet":
+        df = spark.read.parquet(str(path))
+    else:
+        raise ValueError(f"no reader for the format {file_format!r}")
+    return T.as_text(df)
 
 
 def _with_batch(df: DataFrame, batch_id: uuid.UUID) -> DataFrame:
     return df.select(F.lit(str(batch_id)).alias("batch_id"), *df.columns)
 
 
-def run_sales_job(spark: SparkSession, *, batch_id: uuid.UUID, source: Path, out: Path, now: datetime) -> StageOutput:
+def run_sales_job(
+    spark: SparkSession,
+    *,
+    batch_id: uuid.UUID,
+    source: Path,
+    out: Path,
+    now: datetime,
+    file_format: str = "csv",
+    delimiter: str | None = None,
+) -> StageOutput:
     """The Spark part of a sales batch: every output written under ``out``, counts computed."""
-    raw = T.to_contract_text(T.with_source_lines(_read_csv(spark, source)), Dataset.sales).persist()
+    frame = read_source(spark, source, file_format=file_format, delimiter=delimiter)
+    # A CSV file's first record is on line 2, after its header; other formats number records from 1.
+    first_line = T.FIRST_DATA_LINE if file_format == "csv" else 1
+    raw = T.to_contract_text(T.with_source_lines(frame, first_line=first_line), Dataset.sales).persist()
     typed, staged = T.clean_sales(raw, T.SalesRules(now=now))
     typed = typed.persist()
     try:
@@ -166,10 +189,17 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         try:
-            source = workdir / "source.csv"
+            suffix = ".gz" if batch.compression == "gzip" else ""
+            source = workdir / f"source.{batch.file_format}{suffix}"
             resources.store.download(batch.object_bucket, batch.object_key, source)
             output = run_sales_job(
-                spark, batch_id=batch.batch_id, source=source, out=workdir / "out", now=datetime.now(UTC)
+                spark,
+                batch_id=batch.batch_id,
+                source=source,
+                out=workdir / "out",
+                now=datetime.now(UTC),
+                file_format=batch.file_format,
+                delimiter=batch.csv_delimiter,
             )
             prefix = f"{dataset.value}/batch_id={batch.batch_id}"
             resources.store.put_directory(settings.bucket_processed, prefix, output.parquet)

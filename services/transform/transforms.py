@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, MapType, StructType
 
 from shared.datasets import CONTRACTS, PAYMENT_METHODS, SALE_STATUSES, Dataset
 
@@ -42,7 +43,7 @@ class SalesRules:
     total_tolerance: float = 0.01
 
 
-def with_source_lines(df: DataFrame) -> DataFrame:
+def with_source_lines(df: DataFrame, *, first_line: int = FIRST_DATA_LINE) -> DataFrame:
     """Number rows by their position in the file, without moving them to one partition.
 
     The row's index inside its partition is recovered from monotonically_increasing_id(); each
@@ -60,15 +61,33 @@ def with_source_lines(df: DataFrame) -> DataFrame:
         offset_expr = F.when(F.col("_pid") == pid, F.lit(offset)).otherwise(offset_expr)
     index_in_partition = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), PARTITION_SHIFT)
     return tagged.withColumn(
-        SOURCE_LINE, (offset_expr + index_in_partition + F.lit(FIRST_DATA_LINE)).cast("long")
+        SOURCE_LINE, (offset_expr + index_in_partition + F.lit(first_line)).cast("long")
     ).drop("_mid", "_pid")
 
 
+def as_text(df: DataFrame) -> DataFrame:
+    """Every column as text, as a CSV file would hold it: nested values as JSON, timestamps in UTC."""
+    columns = [
+        (
+            F.to_json(F.col(f"`{field.name}`"))
+            if isinstance(field.dataType, StructType | ArrayType | MapType)
+            else F.col(f"`{field.name}`").cast("string")
+        ).alias(field.name)
+        for field in df.schema.fields
+    ]
+    return df.select(*columns)
+
+
 def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:
-    """The raw layer: the contract's columns as the text the file holds; a column the file lacks is null."""
+    """The raw layer: the contract's columns as the text the file holds; a column the file lacks is null.
+
+    NUL characters, which PostgreSQL text cannot hold, become U+FFFD, so the row stays traceable.
+    """
     present = set(df.columns)
     columns = [
-        (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string").alias(name)
+        F.regexp_replace(
+            (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string"), "\u0000", "\ufffd"
+        ).alias(name)
         for name in CONTRACTS[dataset].column_names
     ]
     return df.select(F.col(SOURCE_LINE), *columns)
