@@ -111,6 +111,7 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
                 celery_node=name,
             )
         )
+    specs.append(ProcessSpec("reconciler", [sys.executable, "-m", "shared.reconciler"]))
     specs.append(
         ProcessSpec(
             "flower",
@@ -137,6 +138,8 @@ class Stack:
         self.pid_file = self.run_dir / "pids.json"
 
     def _healthy(self, spec: ProcessSpec) -> bool:
+        if spec.health_url is None and spec.celery_app is None:
+            return True
         if spec.health_url is not None:
             try:
                 return httpx.get(spec.health_url, timeout=2.0).status_code == 200

@@ -6,7 +6,6 @@ project's kind (PostgreSQL and Redis on loopback, a local-directory object store
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,6 +44,9 @@ class PlatformSettings(BaseSettings):
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 
+    # Named points where a process kills itself, for fault tests (e.g. ["ingest.after_commit"]).
+    failpoints: list[str] = []
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def async_database_url(self) -> str:
@@ -61,8 +63,3 @@ class PlatformSettings(BaseSettings):
     def queue(self, service: str) -> str:
         """The Celery queue a service consumes; a prefix isolates test runs sharing one Redis."""
         return f"{self.queue_prefix}{service}"
-
-
-@lru_cache
-def platform_settings() -> PlatformSettings:
-    return PlatformSettings()

@@ -4,6 +4,7 @@ and, for end-to-end tests, the whole platform started as processes on free ports
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import uuid
@@ -132,6 +133,10 @@ class Platform:
     settings: PlatformSettings
     run_dir: Path
 
+    def pid(self, process: str) -> int:
+        """The PID (and process group) of one of the platform's processes, e.g. ``transform-worker``."""
+        return int(json.loads((self.run_dir / "pids.json").read_text())[process])
+
     def key(self, *scopes: str) -> str:
         return asyncio.run(create_key(self.settings, f"test-{'-'.join(scopes)}", list(scopes)))
 
@@ -151,6 +156,10 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
         **{k: str(v) for k, v in ports.items()},
         "SDP_RUN_DIR": str(run_dir),
         "SDP_API_PUBLIC_URL": f"http://127.0.0.1:{ports['SDP_API_PORT']}",
+        # Fault tests wait for the reconciler: keep its periods short.
+        "SDP_RECONCILE_INTERVAL_SECONDS": "1",
+        "SDP_RECONCILE_UNPUBLISHED_AFTER_SECONDS": "2",
+        "SDP_RECONCILE_STUCK_AFTER_SECONDS": "10",
     }
     dev_settings = settings_from(env, DevstackSettings, flower_basic_auth="test:test")
     stack = Stack(dev_settings, env=env)

@@ -31,6 +31,7 @@ from services.ingest.formats import (
 )
 from services.ingest.settings import IngestSettings
 from services.ingest.upload import read_head, store_stream
+from shared import failpoints
 from shared.batches import publish_committed, record_event
 from shared.bus import EventBus
 from shared.datasets import CONTRACTS, Dataset
@@ -233,6 +234,7 @@ class IngestService:
                 if winner is None:
                     raise ApiError(409, "conflict", "a concurrent upload conflicted; retry the request")
                 return winner
+            failpoints.hit(self.settings, "ingest.after_commit")
             await publish_committed(self.engine, self.bus, [event])
             log.info("ingest.accepted", size_bytes=stored.size_bytes, sha256=stored.sha256)
         return Accepted(batch_id, upload.dataset, "received", stored.sha256, stored.size_bytes, created=True)
