@@ -87,3 +87,42 @@ CONTRACTS: dict[Dataset, Contract] = {
         ),
     ),
 }
+
+
+JSON_TYPES: dict[str, dict[str, str]] = {
+    "text": {"type": "string"},
+    "boolean": {"type": "boolean"},
+    "integer": {"type": "integer"},
+    "numeric(12,2)": {"type": "number"},
+    "timestamptz": {"type": "string", "format": "date-time"},
+}
+# What each column may hold beyond its type (DESIGN §3).
+COLUMN_RULES: dict[str, dict[str, object]] = {
+    "quantity": {"exclusiveMinimum": 0},
+    "unit_price": {"minimum": 0, "multipleOf": 0.01},
+    "total_amount": {"multipleOf": 0.01},
+    "payment_method": {"enum": list(PAYMENT_METHODS)},
+    "status": {"enum": list(SALE_STATUSES)},
+    "email": {"format": "email"},
+}
+
+
+def json_schema(contract: Contract) -> dict[str, object]:
+    """One record of the dataset as JSON Schema: what a row (a CSV line, a JSON object) must hold.
+
+    Values arrive as text in CSV; the types say what the text must parse as. Columns other than the
+    required ones may be absent or empty; columns outside the contract are kept raw and reported as drift.
+    """
+    properties: dict[str, object] = {}
+    for column in contract.columns:
+        spec: dict[str, object] = {**JSON_TYPES[column.type], **COLUMN_RULES.get(column.name, {})}
+        properties[column.name] = spec if column.required else {"anyOf": [spec, {"type": "null"}]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": contract.dataset.value,
+        "type": "object",
+        "properties": properties,
+        "required": list(contract.required),
+        "additionalProperties": True,
+        "x-key": contract.key,
+    }

@@ -53,7 +53,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
-def install_metrics(app: FastAPI, service: str) -> None:
+def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
     """Request counts and latencies per route template, served at ``GET /metrics``."""
     registry = CollectorRegistry()
     requests = Counter(
@@ -77,6 +77,8 @@ def install_metrics(app: FastAPI, service: str) -> None:
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    return registry
+
 
 def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
@@ -90,8 +92,8 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency that admits a request whose API key carries ``scope`` (or ``admin``)."""
+def require_scope(scope: str | None) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that admits a request whose API key carries ``scope`` (or ``admin``); None: any key."""
 
     async def dependency(request: Request) -> Principal:
         presented = _presented_key(request)
@@ -101,13 +103,14 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
             principal = await authenticate(conn, presented)
         if principal is None:
             raise ApiError(401, "unauthenticated", "the API key is not valid")
-        if not principal.allows(scope):
+        if scope is not None and not principal.allows(scope):
             raise ApiError(403, "forbidden", f"the API key lacks the scope {scope}", {"required_scope": scope})
         return principal
 
     return dependency
 
 
+Authenticated = Annotated[Principal, Depends(require_scope(None))]
 IngestWriter = Annotated[Principal, Depends(require_scope("ingest:write"))]
 KpiReader = Annotated[Principal, Depends(require_scope("kpis:read"))]
 BatchReader = Annotated[Principal, Depends(require_scope("batches:read"))]

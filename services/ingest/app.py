@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
+from services.ingest.formats import FileFormat
 from services.ingest.service import Accepted, IngestService, Upload, parse_dataset, safe_file_name
 from services.ingest.settings import IngestSettings
 from shared.bus import EventBus
+from shared.datasets import CONTRACTS, json_schema
 from shared.db import create_engine
-from shared.http import ApiError, IngestWriter, install_error_handlers, install_metrics
+from shared.http import ApiError, Authenticated, IngestWriter, install_error_handlers, install_metrics
 from shared.logs import configure_logging
 from shared.objectstore import CHUNK_SIZE, all_buckets, create_object_store
 
@@ -27,6 +31,38 @@ class BatchAccepted(BaseModel):
     sha256: str
     size_bytes: int
     status_url: str
+
+
+class UploadMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.uploads = Counter("sdp_ingest_uploads_total", "Files accepted", ["dataset", "outcome"], registry=registry)
+        self.bytes = Counter("sdp_ingest_bytes_total", "Bytes of new batches", ["dataset"], registry=registry)
+        self.rejected = Counter("sdp_ingest_rejections_total", "Uploads refused", ["code"], registry=registry)
+        self.seconds = Histogram(
+            "sdp_ingest_upload_seconds",
+            "Time to accept a file",
+            ["dataset"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800),
+            registry=registry,
+        )
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    required: bool
+
+
+class DatasetOut(BaseModel):
+    name: str
+    key: str
+    columns: list[ColumnOut]
+    formats: list[str]
+    json_schema: dict[str, Any]
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]
 
 
 async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -52,7 +88,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Sales data platform — ingest", version="1", lifespan=lifespan)
     install_error_handlers(app)
-    install_metrics(app, "ingest")
+    metrics = UploadMetrics(install_metrics(app, "ingest"))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -69,6 +105,22 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
         return JSONResponse(status_code=202 if accepted.created else 200, content=body.model_dump())
 
+    @app.get("/v1/datasets", response_model=DatasetList)
+    async def list_datasets(_: Authenticated) -> Any:
+        """The datasets accepted, each with its contract: columns, types, which are required."""
+        return {
+            "datasets": [
+                {
+                    "name": contract.dataset.value,
+                    "key": contract.key,
+                    "columns": [{"name": c.name, "type": c.type, "required": c.required} for c in contract.columns],
+                    "formats": sorted(f.value for f in FileFormat),
+                    "json_schema": json_schema(contract),
+                }
+                for contract in CONTRACTS.values()
+            ]
+        }
+
     @app.post(
         "/v1/datasets/{dataset}/files",
         status_code=202,
@@ -82,6 +134,18 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Any:
         """Accept a file (multipart field ``file`` or a raw body) as a new batch of ``dataset``."""
+        started = time.perf_counter()
+        try:
+            accepted = await _accept(dataset, request, idempotency_key)
+        except ApiError as exc:
+            metrics.rejected.labels(exc.code).inc()
+            raise
+        metrics.uploads.labels(accepted.dataset.value, "created" if accepted.created else "duplicate").inc()
+        metrics.bytes.labels(accepted.dataset.value).inc(accepted.size_bytes if accepted.created else 0)
+        metrics.seconds.labels(accepted.dataset.value).observe(time.perf_counter() - started)
+        return respond(accepted)
+
+    async def _accept(dataset: str, request: Request, idempotency_key: str | None) -> Accepted:
         ds = parse_dataset(dataset)
         service: IngestService = request.app.state.service
         content_type = request.headers.get("content-type", "")
@@ -99,7 +163,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                 content_encoding=request.headers.get("content-encoding", ""),
             )
             try:
-                return respond(await service.accept(upload))
+                return await service.accept(upload)
             finally:
                 await form.close()
         name = request.headers.get("x-file-name") or request.query_params.get("filename")
@@ -111,6 +175,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             idempotency_key=idempotency_key,
             content_encoding=request.headers.get("content-encoding", ""),
         )
-        return respond(await service.accept(upload))
+        return await service.accept(upload)
 
     return app

@@ -60,9 +60,9 @@ def with_source_lines(df: DataFrame, *, first_line: int = FIRST_DATA_LINE) -> Da
     for pid, offset in offsets.items():
         offset_expr = F.when(F.col("_pid") == pid, F.lit(offset)).otherwise(offset_expr)
     index_in_partition = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), PARTITION_SHIFT)
-    return tagged.withColumn(
-        SOURCE_LINE, (offset_expr + index_in_partition + F.lit(first_line)).cast("long")
-    ).drop("_mid", "_pid")
+    return tagged.withColumn(SOURCE_LINE, (offset_expr + index_in_partition + F.lit(first_line)).cast("long")).drop(
+        "_mid", "_pid"
+    )
 
 
 def as_text(df: DataFrame) -> DataFrame:

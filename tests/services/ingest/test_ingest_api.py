@@ -145,3 +145,60 @@ def test_auth_is_required_and_scoped(ingest_url: str, settings: PlatformSettings
     forbidden = {"Authorization": f"Bearer {reader}", "Content-Type": "text/csv"}
     assert_error(httpx.post(url, content=body, headers=forbidden), 403, "forbidden")
     assert httpx.get(f"{ingest_url}/healthz").json() == {"status": "ok"}
+
+
+def test_datasets_list_their_contracts_as_json_schema(ingest_url: str, client: httpx.Client) -> None:
+    assert httpx.get(f"{ingest_url}/v1/datasets").status_code == 401
+    body = client.get(f"{ingest_url}/v1/datasets").raise_for_status().json()
+    by_name = {d["name"]: d for d in body["datasets"]}
+    assert set(by_name) == {"customers", "products", "sales"}
+    sales = by_name["sales"]
+    assert sales["key"] == "transaction_id"
+    assert [c["name"] for c in sales["columns"] if c["required"]] == ["transaction_id", "transaction_ts"]
+    assert sales["formats"] == ["csv", "json", "ndjson", "parquet"]
+    schema = sales["json_schema"]
+    assert schema["required"] == ["transaction_id", "transaction_ts"]
+    assert schema["properties"]["transaction_ts"] == {"type": "string", "format": "date-time"}
+    assert schema["properties"]["status"]["anyOf"][0]["enum"] == ["completed", "pending", "cancelled", "refunded"]
+    assert by_name["customers"]["json_schema"]["required"] == ["customer_id", "updated_at"]
+
+
+def test_ten_concurrent_identical_uploads_make_one_batch(
+    ingest_url: str, writer_key: str, settings: PlatformSettings
+) -> None:
+    body = unique_csv("concurrent", rows=50)
+
+    async def upload_all() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {writer_key}", "Content-Type": "text/csv"}
+        async with httpx.AsyncClient(headers=headers, timeout=60) as aclient:
+            return await asyncio.gather(
+                *(aclient.post(f"{ingest_url}/v1/datasets/sales/files", content=body) for _ in range(10))
+            )
+
+    responses = asyncio.run(upload_all())
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [202], [r.text for r in responses]
+    batch_ids = {r.json()["batch_id"] for r in responses}
+    assert len(batch_ids) == 1
+    (batch_id,) = batch_ids
+    assert len([k for k in raw_keys(settings) if batch_id in k]) == 1
+    assert not [k for k in raw_keys(settings) if k.startswith("_incoming/")]
+
+
+def test_upload_metrics_count_outcomes_and_refusals(ingest_url: str, client: httpx.Client) -> None:
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    body = unique_csv("metrics")
+    client.post(url, content=body, headers={"Content-Type": "text/csv"}).raise_for_status()
+    client.post(url, content=body, headers={"Content-Type": "text/csv"}).raise_for_status()
+    client.post(url, content=b"", headers={"Content-Type": "text/csv"})
+    text = httpx.get(f"{ingest_url}/metrics").text
+
+    def value(prefix: str) -> float:
+        line = next((ln for ln in text.splitlines() if ln.startswith(prefix)), None)
+        assert line is not None, f"{prefix} missing from\n{text}"
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value('sdp_ingest_uploads_total{dataset="sales",outcome="created"}') >= 1
+    assert value('sdp_ingest_uploads_total{dataset="sales",outcome="duplicate"}') >= 1
+    assert value('sdp_ingest_rejections_total{code="unreadable_file"}') >= 1
+    assert value('sdp_ingest_bytes_total{dataset="sales"}') >= len(body)
+    assert value('sdp_ingest_upload_seconds_count{dataset="sales"}') >= 2
