@@ -40,6 +40,7 @@ PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "w
 # The process commands the platform's services are started with (fixed by the project).
 EXPECTED_COMMANDS = {
     "migrate": "python -m shared.admin migrate",
+    "reconciler": "python -m shared.reconciler",
     "ingest": "uvicorn services.ingest.app:create_app --factory --host 0.0.0.0 --port 8001",
     "api": "uvicorn services.api.app:create_app --factory --host 0.0.0.0 --port 8000",
     "transform-worker": (
