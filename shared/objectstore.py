@@ -90,15 +90,26 @@ class _HashingReader(io.RawIOBase):
             self._observer.close()
         return b""
 
+    def chunks(self) -> Iterator[bytes]:
+        """The stream as it comes, hashed and checked on the way (no re-buffering)."""
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            yield pending
+        yield from iter(self._next_chunk, b"")
+
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            return self._pending + b"".join(iter(self._next_chunk, b""))
-        while len(self._pending) < size:
+            return b"".join(self.chunks())
+        parts = [self._pending] if self._pending else []
+        have = len(self._pending)
+        while have < size:
             chunk = self._next_chunk()
             if not chunk:
                 break
-            self._pending += chunk
-        out, self._pending = self._pending[:size], self._pending[size:]
+            parts.append(chunk)
+            have += len(chunk)
+        data = b"".join(parts)
+        out, self._pending = data[:size], data[size:]
         return out
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
@@ -173,6 +184,15 @@ class ObjectStore(ABC):
         return stored
 
 
+def _fsync_directory(path: Path) -> None:
+    """Make a rename into ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalObjectStore(ObjectStore):
     """Buckets as directories under a root; writes land in a temp file and are renamed into place."""
 
@@ -195,8 +215,13 @@ class LocalObjectStore(ObjectStore):
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(reader, out, CHUNK_SIZE)
+                for chunk in reader.chunks():
+                    out.write(chunk)
+                out.flush()
+                # Durable before it is acknowledged: a 202 must survive a power cut.
+                os.fsync(out.fileno())
             os.replace(tmp_name, target)
+            _fsync_directory(target.parent)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
@@ -231,6 +256,7 @@ class LocalObjectStore(ObjectStore):
         target = self._path(bucket, dest_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
+        _fsync_directory(target.parent)
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         base = self.root / bucket

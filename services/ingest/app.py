@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
+from services.ingest.connector_routes import router as connector_router
 from services.ingest.formats import FileFormat
 from services.ingest.service import Accepted, IngestService, Upload, parse_dataset, safe_file_name
 from services.ingest.settings import IngestSettings
@@ -89,6 +90,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app = FastAPI(title="Sales data platform — ingest", version="1", lifespan=lifespan)
     install_error_handlers(app)
     metrics = UploadMetrics(install_metrics(app, "ingest"))
+    app.include_router(connector_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Settings of the ingest service."""
 
+from services.ingest.connectors import SqlSource
 from shared.settings import PlatformSettings
 
 
@@ -12,3 +13,9 @@ class IngestSettings(PlatformSettings):
     ingest_gzip_ratio_floor: int = 64 * 1024**2
     # Where clients reach the API service, for the status_url of an accepted batch.
     api_public_url: str = "http://127.0.0.1:8000"
+    # Incremental PostgreSQL sources the connectors pull (JSON list in SDP_INGEST_SQL_SOURCES; see SqlSource).
+    ingest_sql_sources: list[SqlSource] = []
+    # Seconds an HTTP pull waits for its source (to connect, and between bytes).
+    ingest_http_timeout_seconds: float = 60.0
+    # Hosts an HTTP pull may reach, redirects included ("files.example.com", "*.partner.example"); None: any.
+    ingest_http_allowed_hosts: list[str] | None = None

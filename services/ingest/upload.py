@@ -15,6 +15,21 @@ from shared.objectstore import ObjectStore, StoredObject, StreamObserver
 
 QUEUE_DEPTH = 8
 PUT_TIMEOUT_SECONDS = 0.5
+COALESCE_BYTES = 1024 * 1024
+
+
+async def coalesce(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """Join the server's small reads into pieces of about ``size``: one thread hand-off per piece."""
+    parts: list[bytes] = []
+    have = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        have += len(chunk)
+        if have >= size:
+            yield b"".join(parts)
+            parts, have = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
 async def read_head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
@@ -76,8 +91,8 @@ async def store_stream(
 
     try:
         if await send(head):
-            async for chunk in chunks:
-                if not await send(chunk):
+            async for piece in coalesce(chunks, COALESCE_BYTES):
+                if not await send(piece):
                     break
             await send(None)
     except BaseException:

@@ -1,0 +1,133 @@
+"""Ingest benchmark: a large CSV upload's throughput and the ingest process's memory growth.
+
+Baseline in the same run: ``cp`` of the same file onto the same filesystem as the local object store.
+Targets (issue 3): RSS growth ≤ 64 MB and ≥ 50% of the ``cp`` throughput.
+
+Run: ``make bench-ingest`` (or ``python -m bench.ingest_upload --size-mb 1024``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import PeakRss, throwaway_database
+from shared.admin import create_key
+from shared.sampledata import GeneratorConfig, write_sales
+from shared.settings import PlatformSettings
+
+CHUNK = 1024 * 1024
+PROFILE_PREFIX: list[str] = []
+RSS_TARGET = 64 * 1024 * 1024
+THROUGHPUT_TARGET = 0.5
+
+
+def make_file(path: Path, size: int) -> None:
+    """A valid sales CSV of about ``size`` bytes: one generated block, repeated."""
+    block = path.with_suffix(".block")
+    write_sales(GeneratorConfig(sales=200_000, dirty_rate=0.0), block)
+    data = block.read_bytes()
+    header, _, rows = data.partition(b"\n")
+    with path.open("wb") as out:
+        out.write(header + b"\n")
+        while out.tell() < size:
+            out.write(rows)
+    block.unlink()
+
+
+def timed_cp(source: Path, dest: Path) -> float:
+    """``cp`` then ``sync`` of the copy: the same durability the store gives before it answers 202."""
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    subprocess.run(["cp", str(source), str(dest)], check=True)
+    subprocess.run(["sync", str(dest)], check=True)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    args = parser.parse_args()
+    base = PlatformSettings()
+    scratch = Path(tempfile.mkdtemp(prefix="sdp-bench-", dir=args.dir))
+    try:
+        source = scratch / "sales.csv"
+        print(f"generating a {args.size_mb} MiB sales CSV …", flush=True)
+        make_file(source, args.size_mb * 1024 * 1024)
+        size = source.stat().st_size
+        store = scratch / "objects"
+        store.mkdir()
+        with throwaway_database(base) as database_url:
+            settings = base.model_copy(update={"database_url": database_url})
+            key = asyncio.run(create_key(settings, name="bench", scopes=["ingest:write"]))
+            port = 18000 + os.getpid() % 1000
+            env = {
+                **os.environ,
+                "SDP_DATABASE_URL": database_url,
+                "SDP_OBJECT_STORE_URL": f"file://{store}",
+                # No worker consumes these queues: the benchmark measures the upload alone.
+                "SDP_QUEUE_PREFIX": f"bench-{os.getpid()}-",
+                "SDP_LOG_LEVEL": "WARNING",
+                "SDP_INGEST_MAX_UPLOAD_BYTES": str(size * 2),
+            }
+            proc = subprocess.Popen(
+                [*PROFILE_PREFIX, sys.executable, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                env=env,
+            )
+            try:
+                url = f"http://127.0.0.1:{port}"
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        httpx.get(f"{url}/healthz").raise_for_status()
+                        break
+                    except httpx.HTTPError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                cp_seconds = timed_cp(source, store / "cp-baseline.csv")
+                (store / "cp-baseline.csv").unlink()
+                subprocess.run(["sync"], check=True)
+                with PeakRss(proc.pid) as rss:
+                    started = time.perf_counter()
+                    # curl streams the file (-T) and costs little CPU: the figure is the service's.
+                    result = subprocess.run(
+                        ["curl", "-sS", "--fail-with-body", "-X", "POST", "-T", str(source),
+                         "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: text/csv",
+                         f"{url}/v1/datasets/sales/files"],
+                        capture_output=True, text=True, check=True,
+                    )
+                    upload_seconds = time.perf_counter() - started
+                assert json.loads(result.stdout)["size_bytes"] == size, result.stdout
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        mib = size / 1024 / 1024
+        cp_rate, upload_rate = mib / cp_seconds, mib / upload_seconds
+        ratio = upload_rate / cp_rate
+        print(f"\nfile                {mib:10.1f} MiB")
+        print(f"cp+sync (baseline)     {cp_seconds:10.2f} s   {cp_rate:8.1f} MiB/s")
+        print(f"upload (raw body)   {upload_seconds:10.2f} s   {upload_rate:8.1f} MiB/s")
+        print(f"throughput ratio    {ratio:10.2f}   (target >= {THROUGHPUT_TARGET})")
+        print(f"ingest RSS growth   {rss.growth / 1024 / 1024:10.1f} MiB (target <= {RSS_TARGET // 1024 // 1024} MiB)")
+        ok = ratio >= THROUGHPUT_TARGET and rss.growth <= RSS_TARGET
+        print("targets met" if ok else "targets NOT met")
+        return 0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

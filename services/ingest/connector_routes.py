@@ -1,0 +1,130 @@
+"""HTTP endpoints of the connectors (the scheduler's pulls): parse, authorize, call one connector, answer.
+
+202 when a new batch was created, 200 otherwise. Include with ``app.include_router(router)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.ingest.connectors import LANDING_ROOT, SweepResult, pull_http, pull_sql, sweep_landing
+from services.ingest.service import Accepted, IngestService
+from shared.http import Admin, IngestWriter
+
+router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
+
+
+class HttpPullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(max_length=100)
+    url: str = Field(min_length=1, max_length=4096)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SweepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str = Field(default=LANDING_ROOT, max_length=1024)
+
+
+class PulledBatch(BaseModel):
+    """The shape of ingest's BatchAccepted."""
+
+    batch_id: str
+    dataset: str
+    status: str
+    sha256: str
+    size_bytes: int
+    status_url: str
+
+
+class NoNewRows(BaseModel):
+    batch: None = None
+
+
+class SweptObject(BaseModel):
+    key: str
+    dataset: str | None
+    outcome: str = Field(description="ingested | duplicate | rejected | gone")
+    moved_to: str | None
+    batch: PulledBatch | None
+    error: dict[str, Any] | None
+
+
+def _service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.service
+    return service
+
+
+def _batch(service: IngestService, accepted: Accepted) -> PulledBatch:
+    return PulledBatch(
+        batch_id=str(accepted.batch_id),
+        dataset=accepted.dataset.value,
+        status=accepted.status,
+        sha256=accepted.sha256,
+        size_bytes=accepted.size_bytes,
+        status_url=f"{service.settings.api_public_url.rstrip('/')}/v1/batches/{accepted.batch_id}",
+    )
+
+
+def _swept(service: IngestService, result: SweepResult) -> SweptObject:
+    return SweptObject(
+        key=result.key,
+        dataset=result.dataset,
+        outcome=result.outcome,
+        moved_to=result.moved_to,
+        batch=_batch(service, result.batch) if result.batch is not None else None,
+        error=result.error,
+    )
+
+
+@router.post(
+    "/http",
+    status_code=202,
+    response_model=PulledBatch,
+    responses={200: {"model": PulledBatch, "description": "the same content was already accepted"}},
+)
+async def pull_from_http(body: HttpPullRequest, request: Request, _: IngestWriter) -> JSONResponse:
+    """Download ``url`` (http or https) and accept it as a file of ``dataset``."""
+    service = _service(request)
+    accepted = await pull_http(service, dataset=body.dataset, url=body.url, idempotency_key=body.idempotency_key)
+    return JSONResponse(status_code=202 if accepted.created else 200, content=_batch(service, accepted).model_dump())
+
+
+@router.post(
+    "/sql/{source_name}",
+    status_code=202,
+    response_model=PulledBatch,
+    responses={
+        200: {
+            "model": PulledBatch | NoNewRows,
+            "description": "the rows were already a batch, or there were no new rows (batch: null)",
+        }
+    },
+)
+async def pull_from_sql(source_name: str, request: Request, _: Admin) -> JSONResponse:
+    """Pull the rows of the configured SQL source past its watermark as one batch."""
+    service = _service(request)
+    accepted = await pull_sql(service, request.app.state.engine, source_name=source_name)
+    if accepted is None:
+        return JSONResponse(status_code=200, content=NoNewRows().model_dump())
+    return JSONResponse(status_code=202 if accepted.created else 200, content=_batch(service, accepted).model_dump())
+
+
+@router.post(
+    "/landing/sweep",
+    status_code=202,
+    response_model=list[SweptObject],
+    responses={200: {"model": list[SweptObject], "description": "no new batch was created"}},
+)
+async def sweep(request: Request, _: IngestWriter, body: SweepRequest | None = None) -> JSONResponse:
+    """Ingest every object under the landing prefix and move it to ``_done`` or ``_rejected``."""
+    service = _service(request)
+    results = await sweep_landing(service, prefix=(body or SweepRequest()).prefix)
+    created = any(r.batch is not None and r.batch.created for r in results)
+    return JSONResponse(status_code=202 if created else 200, content=[_swept(service, r).model_dump() for r in results])

@@ -1,0 +1,1 @@
+"""Hostile upload corpus for end-to-end tests."""
