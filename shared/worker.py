@@ -69,6 +69,20 @@ class WorkerRuntime(Generic[S]):
         return loop.run_until_complete(work(resources))
 
 
+MAX_REASON_CHARS = 2000
+
+
+def describe_error(exc: BaseException) -> str:
+    """A reason a person can read: the error's first line and its root cause, without a JVM stack trace."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    reason = f"{type(exc).__name__}: {first}"
+    if causes and causes[-1] not in reason:
+        reason += f" (root cause: {causes[-1].removeprefix('Caused by:').strip()})"
+    return reason[:MAX_REASON_CHARS]
+
+
 StageWork = Callable[[AsyncConnection, BatchRow], Awaitable[list[Event]]]
 
 
@@ -105,12 +119,7 @@ async def run_stage(
                 events = await work(conn, batch)
         except Exception as exc:
             log.exception("stage.failed")
-            failed = BatchFailed(
-                batch_id=batch_id,
-                dataset=dataset,
-                stage=stage,
-                reason=f"{type(exc).__name__}: {exc}"[:2000],
-            )
+            failed = BatchFailed(batch_id=batch_id, dataset=dataset, stage=stage, reason=describe_error(exc))
             async with resources.engine.begin() as conn:
                 await lock_batch(conn, batch_id)
                 await record_event(conn, failed, stage=stage, fields={"failed_stage": stage, "error": failed.reason})

@@ -6,6 +6,7 @@ Detection order: the declared Content-Type, then the file name, then the bytes t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -15,6 +16,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from shared.objectstore import StreamObserver
 
 
 class FileFormat(StrEnum):
@@ -167,6 +170,15 @@ def json_header(plain_head: bytes, fmt: FileFormat) -> Header:
         raise UnreadableFile("the file is empty")
     decoder = json.JSONDecoder()
     start = 0
+    if fmt is FileFormat.ndjson:
+        first_line = text.split("\n", 1)[0].strip()
+        try:
+            first = json.loads(first_line)
+        except json.JSONDecodeError as exc:
+            raise UnreadableFile(f"NDJSON holds one JSON object per line; line 1 is not one ({exc.msg})") from exc
+        if not isinstance(first, dict):
+            raise UnreadableFile("NDJSON records must be JSON objects")
+        return Header(columns=[str(k) for k in first])
     if fmt is FileFormat.json:
         if not text.startswith("["):
             raise UnreadableFile("a JSON upload must be an array of objects")
@@ -212,8 +224,11 @@ class GzipCheck:
 
     PIECE = 1024 * 1024
 
-    def __init__(self, *, max_bytes: int, max_ratio: int, ratio_floor: int) -> None:
+    def __init__(
+        self, *, max_bytes: int, max_ratio: int, ratio_floor: int, plain: StreamObserver | None = None
+    ) -> None:
         self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._plain_observer = plain
         self._max_bytes = max_bytes
         self._max_ratio = max_ratio
         self._ratio_floor = ratio_floor
@@ -233,6 +248,8 @@ class GzipCheck:
                 raise UnreadableFile(f"corrupt gzip stream: {exc}") from exc
             self.plain += len(out)
             self._check()
+            if self._plain_observer is not None and out:
+                self._plain_observer.feed(out)
             data = self._inflater.unconsumed_tail or self._inflater.unused_data
 
     def _check(self) -> None:
@@ -246,3 +263,26 @@ class GzipCheck:
     def close(self) -> None:
         if not self._inflater.eof:
             raise UnreadableFile("the gzip stream is truncated")
+        if self._plain_observer is not None:
+            self._plain_observer.close()
+
+
+class Utf8Check:
+    """Refuses a text upload with bytes that are not UTF-8 anywhere in it, not only in its first MiB."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._offset = 0
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"the file is not UTF-8 text (byte {self._offset + exc.start})") from exc
+        self._offset += len(chunk)
+
+    def close(self) -> None:
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile("the file ends inside a UTF-8 character") from exc

@@ -21,6 +21,7 @@ from services.ingest.formats import (
     Header,
     UnreadableFile,
     UnsupportedType,
+    Utf8Check,
     csv_header,
     detect_format,
     gunzip_head,
@@ -38,12 +39,14 @@ from shared.datasets import CONTRACTS, Dataset
 from shared.events import BatchReceived, ObjectRef
 from shared.http import ApiError
 from shared.logs import batch_context, get_logger
-from shared.objectstore import ObjectStore, ObjectTooLarge, incoming_key
+from shared.objectstore import ObjectStore, ObjectTooLarge, StreamObserver, incoming_key
 
 log = get_logger(__name__)
 
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 PARQUET_TAIL = 8
+# Far beyond any sales extract, well within what the CSV parser takes (20,480).
+MAX_COLUMNS = 10_000
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,13 @@ def inspect_head(upload: Upload, head: bytes) -> Inspected:
 
 def check_contract(dataset: Dataset, header: Header) -> None:
     contract = CONTRACTS[dataset]
+    if len(header.columns) > MAX_COLUMNS:
+        raise ApiError(
+            422,
+            "too_many_columns",
+            f"the file has {len(header.columns)} columns; at most {MAX_COLUMNS} are read",
+            {"columns": len(header.columns), "limit": MAX_COLUMNS},
+        )
     missing = [c for c in contract.required if c not in header.columns]
     if missing:
         raise ApiError(
@@ -149,14 +159,17 @@ class IngestService:
 
         bucket = self.settings.bucket_raw
         staging_key = incoming_key(upload.dataset.value)
-        observer = (
+        # Text must be UTF-8 throughout; a gzip stream is checked on what it inflates to.
+        text_check = Utf8Check() if inspected.format is not FileFormat.parquet else None
+        observer: StreamObserver | None = (
             GzipCheck(
                 max_bytes=self.settings.ingest_max_decompressed_bytes,
                 max_ratio=self.settings.ingest_max_gzip_ratio,
                 ratio_floor=self.settings.ingest_gzip_ratio_floor,
+                plain=text_check,
             )
             if inspected.gzip
-            else None
+            else text_check
         )
         try:
             stored = await store_stream(

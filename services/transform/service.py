@@ -5,14 +5,19 @@ I/O lives here; the rules live in :mod:`services.transform.transforms`.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
 import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import ijson
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -55,26 +60,70 @@ class StageOutput:
 
 
 # RFC 4180: a doubled quote escapes a quote, a backslash is text, and a quoted field may hold newlines.
+# Records end at LF (a CR before it is trimmed with the other whitespace), so CRLF and LF files, and
+# files mixing both, read alike. A record whose field count differs from the header's keeps its text in
+# the corrupt-record column and is rejected as malformed_row.
 CSV_READ_OPTIONS = {
     "header": "true",
-    "inferSchema": "false",
+    "enforceSchema": "true",
     "mode": "PERMISSIVE",
     "encoding": "UTF-8",
     "quote": '"',
     "escape": '"',
     "multiLine": "true",
+    "lineSep": "\n",
+    "columnNameOfCorruptRecord": T.CORRUPT_RECORD,
 }
+
+
+def csv_columns(path: Path, delimiter: str) -> list[str]:
+    """The header's names, made unique (a repeated non-contract name gets a suffix) for the read schema."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh, delimiter=delimiter), [])
+    names: list[str] = []
+    for raw_name in header:
+        name = raw_name.strip()
+        unique, n = name, 1
+        while unique in names or unique == T.CORRUPT_RECORD:
+            n += 1
+            unique = f"{name}#{n}"
+        names.append(unique)
+    return names
+
+
+def json_array_to_ndjson(source: Path, target: Path) -> None:
+    """One line per element of a JSON array, streamed; an element that is no object stays a line of its own
+    (Spark rejects it as malformed) and a broken tail becomes one last malformed line: nothing is dropped."""
+    opener = gzip.open if source.name.endswith(".gz") else open
+    with opener(source, "rb") as fh, target.open("w", encoding="utf-8") as out:
+        try:
+            for item in ijson.items(fh, "item", use_float=False):
+                out.write(json.dumps(item, default=str, ensure_ascii=False))
+                out.write("\n")
+        except ijson.JSONError as exc:
+            out.write(f"unreadable JSON after the records above: {exc}\n")
 
 
 def read_source(spark: SparkSession, path: Path, *, file_format: str, delimiter: str | None) -> DataFrame:
     """The file as Spark reads it (a ``.gz`` name is decompressed on the fly), every value as text."""
     if file_format == "csv":
-        df = spark.read.options(**CSV_READ_OPTIONS, sep=delimiter or ",").csv(str(path))
-        # A UTF-8 byte order mark ends up in the first column's name; the contract's names are exact.
-        return df.toDF(*[name.lstrip("\ufeff").strip() for name in df.columns])
-    if file_format in ("json", "ndjson"):
+        sep = delimiter or ","
+        names = csv_columns(path, sep)
+        fields = [StructField(name, StringType()) for name in [*names, T.CORRUPT_RECORD]]
+        df = spark.read.options(**CSV_READ_OPTIONS, sep=sep).schema(StructType(fields)).csv(str(path))
+        if not names:
+            return df
+        # The CR of a CRLF line end belongs to the line end, not to the last field.
+        last = names[-1]
+        return df.withColumn(last, F.regexp_replace(F.col(f"`{last}`"), "\r$", ""))
+    if file_format == "json":
+        lines = path.with_name(path.name + ".ndjson")
+        json_array_to_ndjson(path, lines)
+        return read_source(spark, lines, file_format="ndjson", delimiter=None)
+    if file_format == "ndjson":
         df = spark.read.options(
-            multiLine=str(file_format == "json").lower(), mode="PERMISSIVE", primitivesAsString="true"
+            mode="PERMISSIVE", primitivesAsString="true", columnNameOfCorruptRecord=T.CORRUPT_RECORD
         ).json(str(path))
     elif file_format == "parquet":
         df = spark.read.parquet(str(path))
@@ -105,7 +154,8 @@ def run_sales_job(
     typed, staged = T.clean_sales(raw, T.SalesRules(now=now))
     typed = typed.persist()
     try:
-        _with_batch(raw, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "raw"))
+        raw_rows = raw.select(T.SOURCE_LINE, *CONTRACTS[Dataset.sales].column_names)
+        _with_batch(raw_rows, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "raw"))
         staged_rows = staged.select(*T.SALES_STAGING_COLUMNS)
         staged_rows.write.parquet(str(out / "parquet"))
         parquet = spark.read.parquet(str(out / "parquet"))

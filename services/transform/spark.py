@@ -27,6 +27,8 @@ def get_spark(settings: TransformSettings) -> SparkSession:
                 .config("spark.executor.memory", settings.spark_executor_memory)
                 .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
                 .config("spark.sql.session.timeZone", "UTC")
+                # Column names are exact (DESIGN §3): `status` and `STATUS` are two columns.
+                .config("spark.sql.caseSensitive", "true")
                 .config("spark.sql.adaptive.enabled", "true")
                 .config("spark.ui.enabled", "false")
                 .config("spark.driver.bindAddress", settings.spark_local_ip)

@@ -17,6 +17,13 @@ from shared.datasets import CONTRACTS, PAYMENT_METHODS, SALE_STATUSES, Dataset
 SOURCE_LINE = "source_line"
 REASONS = "reasons"
 ORIGINAL = "original"
+# Spark's column for a record it could not split into the header's fields (or parse as a JSON object).
+CORRUPT_RECORD = "_corrupt_record"
+MALFORMED = "malformed"
+# Longer values are not data but damage (or an attack); keys are indexed, so they are held shorter.
+MAX_KEY_CHARS = 256
+MAX_TEXT_CHARS = 4096
+KEY_COLUMNS = frozenset({"transaction_id", "customer_id", "product_id"})
 # The header is line 1 of a CSV file; the first record is line 2.
 FIRST_DATA_LINE = 2
 # monotonically_increasing_id() puts the partition index above bit 33 and the row index below it.
@@ -84,13 +91,14 @@ def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:
     NUL characters, which PostgreSQL text cannot hold, become U+FFFD, so the row stays traceable.
     """
     present = set(df.columns)
+    malformed = F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in present else F.lit(False)
     columns = [
         F.regexp_replace(
             (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string"), "\u0000", "\ufffd"
         ).alias(name)
         for name in CONTRACTS[dataset].column_names
     ]
-    return df.select(F.col(SOURCE_LINE), *columns)
+    return df.select(F.col(SOURCE_LINE), *columns, malformed.alias(MALFORMED))
 
 
 def _clean_text(name: str) -> Column:
@@ -118,10 +126,23 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
     payment = F.lower(_clean_text("payment_method"))
     horizon = F.lit(rules.now).cast("timestamp") + F.make_interval(secs=F.lit(rules.future_skew_seconds))
 
-    original = F.struct(*[F.col(name) for name in CONTRACTS[Dataset.sales].column_names])
+    contract_columns = CONTRACTS[Dataset.sales].column_names
+    original = F.struct(*[F.col(name) for name in contract_columns])
+    too_long = F.exists(
+        F.array(
+            *[
+                F.length(F.col(name)) > F.lit(MAX_KEY_CHARS if name in KEY_COLUMNS else MAX_TEXT_CHARS)
+                for name in contract_columns
+            ]
+        ),
+        lambda flag: flag,
+    )
+    malformed = F.col(MALFORMED) if MALFORMED in raw.columns else F.lit(False)
     typed = raw.select(
         F.col(SOURCE_LINE),
         original.alias(ORIGINAL),
+        malformed.alias("_malformed"),
+        too_long.alias("_too_long"),
         _clean_text("transaction_id").alias("transaction_id"),
         ts.alias("transaction_ts"),
         _clean_text("customer_id").alias("customer_id"),
@@ -142,6 +163,8 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
     c = F.col
     reasons = F.array_compact(
         F.array(
+            _reason(c("_malformed"), "malformed_row"),
+            _reason(c("_too_long"), "field_too_long"),
             _reason(c("transaction_id").isNull(), "missing_transaction_id"),
             _reason(c("_ts_text").isNull(), "missing_transaction_ts"),
             _reason(c("_ts_text").isNotNull() & c("transaction_ts").isNull(), "invalid_transaction_ts"),
@@ -166,7 +189,15 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
         )
     )
     return typed.withColumn(REASONS, reasons).drop(
-        "_ts_text", "_qty_text", "_price_text", "_total_text", "_price_wide", "_total_given", "_total_overflow"
+        "_ts_text",
+        "_qty_text",
+        "_price_text",
+        "_total_text",
+        "_price_wide",
+        "_total_given",
+        "_total_overflow",
+        "_malformed",
+        "_too_long",
     )
 
 

@@ -173,14 +173,15 @@ EXPECTED: dict[str, Expectation] = {
     "contract-column-in-other-case": Loaded(10, 10, check=exact_status_column_wins),
     # 4,991 extra columns before the contract's: drift, loaded.
     "columns-5000": Loaded(5, 5),
-    # 25,000 columns pass the contract but exceed the CSV parser's column limit: the transform fails, with why.
-    "columns-25000": Halted("failed"),
+    # 25,000 columns are beyond what is read (10,000): refused at the door with the limit named.
+    "columns-25000": Refused(422, "too_many_columns"),
     # A 10 MiB value in an extra column is kept in the raw object; the rows load.
     "field-10mb-extra-column": Loaded(3, 3),
-    # A 10 MiB key cannot be indexed by PostgreSQL: the batch fails with that reason, the raw object is kept.
-    "field-10mb-transaction-id": Halted("failed", "index row requires"),
-    # Same for a 10 MiB customer_id, found when the warehouse adds it to dim_customers.
-    "field-10mb-customer-id": Halted("failed", "index row requires"),
+    # A 10 MiB key is damage, not data: that row is rejected (field_too_long); one row in three is past
+    # the reject-rate gate, so the batch is quarantined rather than loaded.
+    "field-10mb-transaction-id": Halted("quarantined", "rows.reject_rate", rejects={3: reasons("field_too_long")}),
+    # Same for a 10 MiB customer_id.
+    "field-10mb-customer-id": Halted("quarantined", "rows.reject_rate", rejects={3: reasons("field_too_long")}),
     # Only the last path segment, cleaned, names the object: never a path of the client's choosing.
     "name-dotdot-posix": Loaded(3, 3, stored_as="passwd"),
     # Backslashes count as separators too: a Windows traversal keeps only `x.csv`.
@@ -244,7 +245,9 @@ EXPECTED: dict[str, Expectation] = {
     # 20 records then a bare number: the number is a rejected record, the 20 load.
     "json-array-mixed": Loaded(21, 20, 1, rejects={21: None}),
     # A line cut mid-record is rejected on its own line (no id, no timestamp); the other 29 load.
-    "ndjson-broken-line": Loaded(30, 29, 1, rejects={15: reasons("missing_transaction_id", "missing_transaction_ts")}),
+    "ndjson-broken-line": Loaded(
+        30, 29, 1, rejects={15: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")}
+    ),
     # The same after a blank line: the reject still names its line of the file (16).
     "ndjson-blank-line": Loaded(30, 29, 1, rejects={16: reasons("missing_transaction_id", "missing_transaction_ts")}),
     # PAR1 at the start but no footer at the end: not a Parquet file, the staged object removed.
@@ -278,44 +281,9 @@ SOURCE_LINES_ARE_RECORD_NUMBERS = (
     "later source_line, so raw.sales and staging.sales_rejects point at the wrong line"
 )
 KNOWN_BUGS: dict[str, str] = {
-    "latin1-after-head": (
-        "services/ingest/formats.py _decode/csv_header check UTF-8 only in the first HEAD_LIMIT (1 MiB) and nothing "
-        "checks the rest of the stream; Spark then decodes the Latin-1 bytes as U+FFFD and the batch loads "
-        "customer_id 'CLIENTE-JOS\ufffd-S\ufffdO-PAULO' (202, loaded) where the same row in the first MiB is a 400"
-    ),
-    "contract-column-in-other-case": (
-        "services/transform/service.py read_source: Spark de-duplicates CSV header names case-insensitively and "
-        "renames status/STATUS to status8/STATUS9, so to_contract_text finds no `status` and loads every row with "
-        "status NULL; ingest check_contract compares names exactly and accepts the file"
-    ),
-    "ragged-rows": (
-        "services/transform/service.py CSV_READ_OPTIONS (mode PERMISSIVE, no corrupt-record column): a row with "
-        "too few fields is padded with NULL and a row with too many loses its surplus silently; both load as valid "
-        "(30 valid, 0 rejected) and no reason code exists for a field-count mismatch"
-    ),
-    "unbalanced-quote": (
-        "multiLine CSV read (CSV_READ_OPTIONS): the quote opened on line 16 swallows lines 16-31 into customer_id; "
-        "that record loads as a valid sale with NULL quantity/amounts/status and the 15 sales after it vanish "
-        "without a reject (loaded, rows_in 15, rejected 0)"
-    ),
-    "crlf-mixed-with-lf": (
-        "multiLine CSV read (CSV_READ_OPTIONS, no lineSep): the parser takes CRLF from the header as the line "
-        "separator and reads a bare LF as data: 20 rows become 10 records whose status is 'completed\\nHF-...', "
-        "all rejected invalid_status, batch quarantined with rows_in 10 (half the rows gone from the counts)"
-    ),
     "blank-lines": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 19, the row is on line 21)",
     "quoted-newline": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 11, the record starts on line 12)",
     "ndjson-blank-line": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 15, the broken line is line 16)",
-    "json-object-pretty": (
-        "services/ingest/formats.py detect_format/json_header treat a '{'-first JSON body as NDJSON but validate "
-        "its first record with raw_decode across newlines; the transform reads NDJSON one line per record, so the "
-        "one valid sale becomes 11 all-NULL rejects (record '{}') and the batch is quarantined"
-    ),
-    "json-array-mixed": (
-        "services/transform/service.py read_source (multiLine JSON, PERMISSIVE): one non-object element turns the "
-        "whole array into a single _corrupt_record row: rows_in 1, reject record '{}', the 20 valid records are "
-        "neither loaded nor rejected (batch quarantined)"
-    ),
 }
 
 

@@ -273,3 +273,20 @@ def test_only_terminal_statuses_lack_a_consumer() -> None:
         terminal = STATUS_AFTER[event_type] in TERMINAL_STATUSES
         assert (event_type in ROUTES) is not terminal, event_type
     assert set(STATUS_AFTER.values()) >= TERMINAL_STATUSES
+
+
+def test_a_stage_failure_reason_names_the_root_cause_without_the_stack() -> None:
+    from shared.worker import MAX_REASON_CHARS, describe_error
+
+    jvm = RuntimeError(
+        "An error occurred while calling o123.csv.\n"
+        ": org.apache.spark.SparkException: Job aborted.\n"
+        "\tat org.apache.spark.sql.Foo.bar(Foo.scala:10)\n" * 200
+        + "Caused by: com.univocity.parsers.common.TextParsingException: columns exceed 20480\n"
+        "\tat com.univocity.Baz(Baz.java:1)\n"
+    )
+    reason = describe_error(jvm)
+    assert reason.startswith("RuntimeError: An error occurred while calling o123.csv.")
+    assert reason.endswith("(root cause: com.univocity.parsers.common.TextParsingException: columns exceed 20480)")
+    assert "\tat " not in reason and len(reason) <= MAX_REASON_CHARS
+    assert describe_error(ValueError("plain")) == "ValueError: plain"

@@ -343,13 +343,38 @@ def test_to_contract_text_selects_the_contract_columns_as_text(spark: SparkSessi
         "source_line long, extra string, transaction_id string, transaction_ts string, quantity string",
     )
     contract = T.to_contract_text(df, Dataset.sales)
-    assert contract.columns == [T.SOURCE_LINE, *COLUMNS]
-    assert all(dtype == "string" for name, dtype in contract.dtypes if name != T.SOURCE_LINE)
+    assert contract.columns == [T.SOURCE_LINE, *COLUMNS, T.MALFORMED]
+    assert all(dtype == "string" for name, dtype in contract.dtypes if name not in (T.SOURCE_LINE, T.MALFORMED))
     got = sorted(tuple(r) for r in contract.collect())
     assert got == [
-        (2, "T1", "2024-05-01T10:00:00Z", None, None, " 3 ", None, None, None, None),
-        (3, "T2", None, None, None, "", None, None, None, None),
+        (2, "T1", "2024-05-01T10:00:00Z", None, None, " 3 ", None, None, None, None, False),
+        (3, "T2", None, None, None, "", None, None, None, None, False),
     ]
+
+
+def test_a_corrupt_record_is_malformed_and_rejected_with_its_text(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [(2, "T1", "2024-05-01T10:00:00Z", None), (3, "T2", None, "T2,oops")],
+        f"source_line long, transaction_id string, transaction_ts string, {T.CORRUPT_RECORD} string",
+    )
+    typed = T.type_sales(T.to_contract_text(df, Dataset.sales), RULES)
+    got = {r[T.SOURCE_LINE]: r[T.REASONS] for r in typed.collect()}
+    assert got == {2: [], 3: ["malformed_row", "missing_transaction_ts"]}
+
+
+def test_overlong_fields_are_rejected_not_loaded(spark: SparkSession) -> None:
+    rows = [
+        line(2, transaction_id="T" * T.MAX_KEY_CHARS),
+        line(3, transaction_id="T" * (T.MAX_KEY_CHARS + 1)),
+        line(4, customer_id="C" * (T.MAX_KEY_CHARS + 1)),
+        line(5, payment_method="p" * (T.MAX_TEXT_CHARS + 1)),
+    ]
+    assert reasons_by_line(spark, rows) == {
+        2: [],
+        3: ["field_too_long"],
+        4: ["field_too_long"],
+        5: ["field_too_long", "invalid_payment_method"],
+    }
 
 
 # --------------------------------------------------------------------------------- deduplication
