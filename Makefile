@@ -30,16 +30,19 @@ migrate: install
 	$(PY) -m shared.admin migrate
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests
-	$(VENV)/bin/ruff format --check shared services tests
+	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix shared services tests
-	$(VENV)/bin/ruff format shared services tests
+	$(VENV)/bin/ruff check --fix shared services tests bench
+	$(VENV)/bin/ruff format shared services tests bench
 
 test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
 	$(PY) -m pytest
+
+bench: install  ## benchmarks; each prints its figures against a baseline measured in the same run
+	$(PY) -m bench.ingest_upload --size-mb $(or $(BENCH_INGEST_MB),1024)
 
 clean: down
 	rm -rf .data .run

@@ -27,7 +27,6 @@ from shared.sampledata import GeneratorConfig, write_sales
 from shared.settings import PlatformSettings
 
 CHUNK = 1024 * 1024
-PROFILE_PREFIX: list[str] = []
 RSS_TARGET = 64 * 1024 * 1024
 THROUGHPUT_TARGET = 0.5
 
@@ -82,8 +81,18 @@ def main() -> int:
                 "SDP_INGEST_MAX_UPLOAD_BYTES": str(size * 2),
             }
             proc = subprocess.Popen(
-                [*PROFILE_PREFIX, sys.executable, "-m", "uvicorn", "services.ingest.app:create_app", "--factory",
-                 "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "services.ingest.app:create_app",
+                    "--factory",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
                 env=env,
             )
             try:
@@ -104,10 +113,23 @@ def main() -> int:
                     started = time.perf_counter()
                     # curl streams the file (-T) and costs little CPU: the figure is the service's.
                     result = subprocess.run(
-                        ["curl", "-sS", "--fail-with-body", "-X", "POST", "-T", str(source),
-                         "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: text/csv",
-                         f"{url}/v1/datasets/sales/files"],
-                        capture_output=True, text=True, check=True,
+                        [
+                            "curl",
+                            "-sS",
+                            "--fail-with-body",
+                            "-X",
+                            "POST",
+                            "-T",
+                            str(source),
+                            "-H",
+                            f"Authorization: Bearer {key}",
+                            "-H",
+                            "Content-Type: text/csv",
+                            f"{url}/v1/datasets/sales/files",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
                     )
                     upload_seconds = time.perf_counter() - started
                 assert json.loads(result.stdout)["size_bytes"] == size, result.stdout
