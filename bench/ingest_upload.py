@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 
 from bench.common import PeakRss, throwaway_database
 from shared.admin import create_key
@@ -136,6 +137,10 @@ def main() -> int:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
+                broker = redis.Redis.from_url(base.redis_url)
+                for key in broker.scan_iter(match=f"{env['SDP_QUEUE_PREFIX']}*"):
+                    broker.delete(key)
+                broker.close()
         mib = size / 1024 / 1024
         cp_rate, upload_rate = mib / cp_seconds, mib / upload_seconds
         ratio = upload_rate / cp_rate
