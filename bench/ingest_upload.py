@@ -138,7 +138,7 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(timeout=30)
                 broker = redis.Redis.from_url(base.redis_url)
-                for key in broker.scan_iter(match=f"{env['SDP_QUEUE_PREFIX']}*"):
+                for key in broker.scan_iter(match=f"*{env['SDP_QUEUE_PREFIX']}*"):
                     broker.delete(key)
                 broker.close()
         mib = size / 1024 / 1024
