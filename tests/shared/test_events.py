@@ -281,7 +281,8 @@ def test_a_stage_failure_reason_names_the_root_cause_without_the_stack() -> None
     jvm = RuntimeError(
         "An error occurred while calling o123.csv.\n"
         ": org.apache.spark.SparkException: Job aborted.\n"
-        "\tat org.apache.spark.sql.Foo.bar(Foo.scala:10)\n" * 200
+        "\tat org.apache.spark.sql.Foo.bar(Foo.scala:10)\n"
+        * 200
         + "Caused by: com.univocity.parsers.common.TextParsingException: columns exceed 20480\n"
         "\tat com.univocity.Baz(Baz.java:1)\n"
     )
