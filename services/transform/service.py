@@ -114,9 +114,14 @@ def read_source(spark: SparkSession, path: Path, *, file_format: str, delimiter:
         df = spark.read.options(**CSV_READ_OPTIONS, sep=sep).schema(StructType(fields)).csv(str(path))
         if not names:
             return df
-        # The CR of a CRLF line end belongs to the line end, not to the last field.
+        # The CR of a CRLF line end belongs to the line end, not to the last field; a line holding only
+        # whitespace (a blank line of a CRLF file) is skipped, as the reader skips empty ones.
         last = names[-1]
-        return df.withColumn(last, F.regexp_replace(F.col(f"`{last}`"), "\r$", ""))
+        corrupt = F.col(T.CORRUPT_RECORD)
+        first = F.coalesce(F.btrim(F.col(f"`{names[0]}`"), F.lit(T.WHITESPACE)), F.lit(""))
+        # The first column takes part so Spark allows the filter (not the corrupt-record column alone).
+        blank = corrupt.isNotNull() & (F.btrim(corrupt, F.lit(T.WHITESPACE)) == "") & (first == "")
+        return df.where(~blank).withColumn(last, F.regexp_replace(F.col(f"`{last}`"), "\r$", ""))
     if file_format == "json":
         lines = path.with_name(path.name + ".ndjson")
         json_array_to_ndjson(path, lines)
@@ -136,6 +141,28 @@ def _with_batch(df: DataFrame, batch_id: uuid.UUID) -> DataFrame:
     return df.select(F.lit(str(batch_id)).alias("batch_id"), *df.columns)
 
 
+def _with_physical_lines(
+    spark: SparkSession, raw: DataFrame, source: Path, *, quoted: bool, first_line: int
+) -> DataFrame:
+    """Records numbered by the file line they start on. Only when the file has more lines than records
+    (blank lines, quoted newlines) does that differ from counting records, so only then is it computed."""
+    lines = spark.read.option("lineSep", "\n").text(str(source))
+    if lines.count() == raw.count() + first_line - 1:
+        return raw
+    starts = T.record_start_lines(lines, quoted=quoted, first_line=first_line)
+    renumbered = (
+        raw.alias("r")
+        .join(starts.alias("s"), F.col(f"r.{T.SOURCE_LINE}") == F.col("s.record"), how="left")
+        .select(
+            F.coalesce(F.col("s.line"), F.col(f"r.{T.SOURCE_LINE}")).alias(T.SOURCE_LINE),
+            *[F.col(f"r.{c}") for c in raw.columns if c != T.SOURCE_LINE],
+        )
+        .persist()
+    )
+    raw.unpersist()
+    return renumbered
+
+
 def run_sales_job(
     spark: SparkSession,
     *,
@@ -151,6 +178,8 @@ def run_sales_job(
     # A CSV file's first record is on line 2, after its header; other formats number records from 1.
     first_line = T.FIRST_DATA_LINE if file_format == "csv" else 1
     raw = T.to_contract_text(T.with_source_lines(frame, first_line=first_line), Dataset.sales).persist()
+    if file_format in ("csv", "ndjson"):
+        raw = _with_physical_lines(spark, raw, source, quoted=file_format == "csv", first_line=first_line)
     typed, staged = T.clean_sales(raw, T.SalesRules(now=now))
     typed = typed.persist()
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
@@ -83,6 +83,28 @@ def as_text(df: DataFrame) -> DataFrame:
         for field in df.schema.fields
     ]
     return df.select(*columns)
+
+
+def record_start_lines(lines: DataFrame, *, quoted: bool, first_line: int) -> DataFrame:
+    """(record, line): for a file read as text lines, the line each record starts on.
+
+    ``record`` is the number a record gets by counting (``first_line`` for the first). A line starts a
+    record unless it is blank or whitespace (the readers skip those) or, in CSV, continues a quoted field: an odd
+    number of quotes before it means a field is still open.
+    """
+    numbered = with_source_lines(lines.select(F.col("value").alias("_text")), first_line=1).where(
+        F.col(SOURCE_LINE) >= first_line
+    )
+    start = F.btrim(F.col("_text"), F.lit(WHITESPACE)) != ""
+    if quoted:
+        quotes = F.length("_text") - F.length(F.regexp_replace("_text", '"', ""))
+        before = Window.orderBy(SOURCE_LINE).rowsBetween(Window.unboundedPreceding, -1)
+        numbered = numbered.withColumn("_quotes_before", F.coalesce(F.sum(quotes).over(before), F.lit(0)))
+        start = start & (F.col("_quotes_before") % 2 == 0)
+    return numbered.where(start).select(
+        (F.row_number().over(Window.orderBy(SOURCE_LINE)) + F.lit(first_line - 1)).alias("record"),
+        F.col(SOURCE_LINE).alias("line"),
+    )
 
 
 def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:

@@ -249,7 +249,9 @@ EXPECTED: dict[str, Expectation] = {
         30, 29, 1, rejects={15: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")}
     ),
     # The same after a blank line: the reject still names its line of the file (16).
-    "ndjson-blank-line": Loaded(30, 29, 1, rejects={16: reasons("missing_transaction_id", "missing_transaction_ts")}),
+    "ndjson-blank-line": Loaded(
+        30, 29, 1, rejects={16: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")}
+    ),
     # PAR1 at the start but no footer at the end: not a Parquet file, the staged object removed.
     "parquet-truncated": Refused(400, "unreadable_file"),
     # A footer that is not Thrift: unreadable.
@@ -273,19 +275,6 @@ EXPECTED: dict[str, Expectation] = {
     # A multipart body without a boundary cannot be parsed: a 400 from the form parser, not a 500.
     "multipart-without-boundary": Refused(400, "http_error"),
 }
-
-# Cases that fail today because of a production bug: the expectation above stays, the case is a strict xfail.
-SOURCE_LINES_ARE_RECORD_NUMBERS = (
-    "services/transform/transforms.py with_source_lines numbers the records Spark returns (record index + 2 for "
-    "CSV, + 1 for JSON), not lines of the file: lines Spark skips (blank) or joins (quoted newline) shift every "
-    "later source_line, so raw.sales and staging.sales_rejects point at the wrong line"
-)
-KNOWN_BUGS: dict[str, str] = {
-    "blank-lines": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 19, the row is on line 21)",
-    "quoted-newline": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 11, the record starts on line 12)",
-    "ndjson-blank-line": SOURCE_LINES_ARE_RECORD_NUMBERS + " (reject on line 15, the broken line is line 16)",
-}
-
 
 # --- posting --------------------------------------------------------------------------------------------------
 
@@ -407,22 +396,12 @@ def assert_rejects(actual: dict[int, frozenset[str]], expected: Mapping[int, fro
             assert actual[line] == codes, f"line {line}: {sorted(actual[line])} != {sorted(codes)}"
 
 
-def _params() -> list[Any]:
-    return [
-        pytest.param(c.name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[c.name]))
-        if c.name in KNOWN_BUGS
-        else c.name
-        for c in CASES
-    ]
-
-
 def test_every_case_has_an_expectation() -> None:
     assert set(EXPECTED) == set(BY_NAME)
-    assert set(KNOWN_BUGS) <= set(BY_NAME)
     assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_hostile_file(
     name: str, platform: Platform, posted: dict[str, Posted], store: ObjectStore, reader: httpx.Client, db: Db
 ) -> None:

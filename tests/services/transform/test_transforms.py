@@ -718,3 +718,23 @@ def test_run_sales_job_reads_rfc4180_quoting(spark: SparkSession, tmp_path: Path
     assert got == expected
     c = output.counts
     assert (c.rows_in, c.rows_valid, c.rows_rejected, c.rows_duplicate) == R.count_rows(source, now=FIXED_NOW)
+
+
+def test_records_are_numbered_by_the_line_they_start_on(spark: SparkSession, tmp_path: Path) -> None:
+    source = tmp_path / "sales.csv"
+    body = (
+        ",".join(HEADER)
+        + "\r\n"
+        + "T1,2024-05-01T10:00:00Z,C1,P1,1,1.00,1.00,pix,completed\r\n"
+        + "\n"
+        + 'T2,2024-05-01T10:00:00Z,"C\n""2""\n",P1,1,1.00,1.00,pix,completed\n'
+        + "\r\n"
+        + "T3,2024-05-01T10:00:00Z,C3,P1,0,1.00,1.00,pix,completed\n"
+    )
+    source.write_text(body, encoding="utf-8", newline="")
+    lines = spark.read.option("lineSep", "\n").text(str(source))
+    starts = T.record_start_lines(lines, quoted=True, first_line=T.FIRST_DATA_LINE)
+    assert sorted(tuple(r) for r in starts.collect()) == [(2, 2), (3, 4), (4, 8)]
+    output = run_sales_job(spark, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW)
+    rejects = spark.read.csv(str(output.rejects_csv)).collect()
+    assert [(int(r[1]), r[2]) for r in rejects] == [(8, "{non_positive_quantity,total_mismatch}")]
