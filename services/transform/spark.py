@@ -31,6 +31,7 @@ def get_spark(settings: TransformSettings) -> SparkSession:
                 .config("spark.sql.caseSensitive", "true")
                 .config("spark.sql.adaptive.enabled", "true")
                 .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.driver.bindAddress", settings.spark_local_ip)
                 .config("spark.driver.host", settings.spark_local_ip)
                 .getOrCreate()
