@@ -11,10 +11,10 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
-from starlette.datastructures import UploadFile
 
 from services.ingest.connector_routes import router as connector_router
 from services.ingest.formats import FileFormat
+from services.ingest.multipart import open_file_part
 from services.ingest.service import Accepted, IngestService, Upload, parse_dataset, safe_file_name
 from services.ingest.settings import IngestSettings
 from shared.bus import EventBus
@@ -22,7 +22,7 @@ from shared.datasets import CONTRACTS, json_schema
 from shared.db import create_engine
 from shared.http import ApiError, Authenticated, IngestWriter, install_error_handlers, install_metrics
 from shared.logs import configure_logging
-from shared.objectstore import CHUNK_SIZE, all_buckets, create_object_store
+from shared.objectstore import all_buckets, create_object_store
 
 
 class BatchAccepted(BaseModel):
@@ -64,11 +64,6 @@ class DatasetOut(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetOut]
-
-
-async def _file_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(CHUNK_SIZE):
-        yield chunk
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -152,22 +147,16 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         service: IngestService = request.app.state.service
         content_type = request.headers.get("content-type", "")
         if content_type.lower().startswith("multipart/form-data"):
-            form = await request.form(max_files=1, max_fields=10)
-            file = form.get("file")
-            if not isinstance(file, UploadFile):
-                raise ApiError(400, "missing_file", "multipart uploads carry the file in the field 'file'")
+            part = await open_file_part(content_type, request.stream())
             upload = Upload(
                 dataset=ds,
-                file_name=safe_file_name(file.filename),
-                content_type=file.content_type or "",
-                chunks=_file_chunks(file),
+                file_name=safe_file_name(part.file_name),
+                content_type=part.content_type,
+                chunks=part.chunks,
                 idempotency_key=idempotency_key,
                 content_encoding=request.headers.get("content-encoding", ""),
             )
-            try:
-                return await service.accept(upload)
-            finally:
-                await form.close()
+            return await service.accept(upload)
         name = request.headers.get("x-file-name") or request.query_params.get("filename")
         upload = Upload(
             dataset=ds,

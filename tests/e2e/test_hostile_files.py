@@ -271,9 +271,9 @@ EXPECTED: dict[str, Expectation] = {
     # A `file` field that is plain text, not a file part, is no file either.
     "multipart-file-as-text-field": Refused(400, "missing_file"),
     # One file per upload.
-    "multipart-two-files": Refused(400, "http_error"),
-    # A multipart body without a boundary cannot be parsed: a 400 from the form parser, not a 500.
-    "multipart-without-boundary": Refused(400, "http_error"),
+    "multipart-two-files": Refused(400, "too_many_files"),
+    # A multipart body without a boundary cannot be parsed: a 400 that says so, not a 500.
+    "multipart-without-boundary": Refused(400, "invalid_multipart"),
 }
 
 # --- posting --------------------------------------------------------------------------------------------------

@@ -202,3 +202,85 @@ def test_upload_metrics_count_outcomes_and_refusals(ingest_url: str, client: htt
     assert value('sdp_ingest_rejections_total{code="unreadable_file"}') >= 1
     assert value('sdp_ingest_bytes_total{dataset="sales"}') >= len(body)
     assert value('sdp_ingest_upload_seconds_count{dataset="sales"}') >= 2
+
+
+def multipart_body(boundary: str, parts: list[tuple[str, str | None, str, bytes]], *, close: bool = True) -> bytes:
+    """A multipart/form-data body of (field name, file name, content type, data) parts."""
+    out = b""
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        out += data + b"\r\n"
+    return out + (f"--{boundary}--\r\n".encode() if close else b"")
+
+
+def test_multipart_streams_past_other_fields_and_counts_only_the_file(
+    ingest_url: str, client: httpx.Client, settings: PlatformSettings
+) -> None:
+    data = unique_csv("multipart-stream")
+    body = multipart_body("XyZ", [("note", None, "text/plain", b"hello"), ("file", "s.csv", "text/csv", data)])
+    response = client.post(
+        f"{ingest_url}/v1/datasets/sales/files",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["size_bytes"] == len(data)
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    keys = [k for k in raw_keys(settings) if response.json()["batch_id"] in k]
+    assert len(keys) == 1 and keys[0].endswith("/s.csv")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (
+            multipart_body(
+                "b1", [("file", "a.csv", "text/csv", unique_csv("mp-two-a")), ("file", "b.csv", "text/csv", b"x")]
+            ),
+            "multipart/form-data; boundary=b1",
+            400,
+            "too_many_files",
+        ),
+        (
+            multipart_body("b2", [("file", None, "text/plain", b"not a file")]),
+            "multipart/form-data; boundary=b2",
+            400,
+            "missing_file",
+        ),
+        (
+            multipart_body("b3", [("file", "a.csv", "text/csv", unique_csv("mp-nob"))]),
+            "multipart/form-data",
+            400,
+            "invalid_multipart",
+        ),
+        (
+            multipart_body("b4", [("file", "a.csv", "text/csv", unique_csv("mp-cut"))], close=False)[:-4],
+            "multipart/form-data; boundary=b4",
+            400,
+            "invalid_multipart",
+        ),
+        (
+            multipart_body("b5", [("file", "big.csv", "text/csv", unique_csv("mp-big", rows=MAX_BYTES // 40))]),
+            "multipart/form-data; boundary=b5",
+            413,
+            "too_large",
+        ),
+    ],
+    ids=["two-files", "field-not-file", "no-boundary", "truncated", "too-large"],
+)
+def test_bad_multipart_is_refused_and_stores_nothing(
+    ingest_url: str,
+    client: httpx.Client,
+    settings: PlatformSettings,
+    body: bytes,
+    content_type: str,
+    status: int,
+    code: str,
+) -> None:
+    before = raw_keys(settings)
+    response = client.post(
+        f"{ingest_url}/v1/datasets/sales/files", content=body, headers={"Content-Type": content_type}
+    )
+    assert_error(response, status, code)
+    assert raw_keys(settings) == before
