@@ -19,31 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from random import Random
 
-CUSTOMER_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "customer_name",
-    "email",
-    "city",
-    "state",
-    "country",
-    "is_active",
-    "updated_at",
-)
-PRODUCT_COLUMNS: tuple[str, ...] = ("product_id", "product_name", "category", "created_at", "updated_at")
-SALES_COLUMNS: tuple[str, ...] = (
-    "transaction_id",
-    "transaction_ts",
-    "customer_id",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "total_amount",
-    "payment_method",
-    "status",
-)
+from shared.datasets import CONTRACTS, PAYMENT_METHODS, SALE_STATUSES, Dataset
 
-STATUSES: tuple[str, ...] = ("completed", "pending", "cancelled", "refunded")
-PAYMENT_METHODS: tuple[str, ...] = ("credit_card", "debit_card", "pix", "boleto", "cash", "paypal")
+CUSTOMER_COLUMNS = CONTRACTS[Dataset.customers].column_names
+PRODUCT_COLUMNS = CONTRACTS[Dataset.products].column_names
+SALES_COLUMNS = CONTRACTS[Dataset.sales].column_names
+
+STATUSES = SALE_STATUSES
 CATEGORIES: tuple[str, ...] = (
     "electronics",
     "books",

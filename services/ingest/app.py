@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel
 
 from services.ingest.connector_routes import router as connector_router
 from services.ingest.formats import FileFormat
 from services.ingest.multipart import open_file_part
+from services.ingest.schemas import BatchAccepted, accepted_response
 from services.ingest.service import Accepted, IngestService, Upload, parse_dataset, safe_file_name
 from services.ingest.settings import IngestSettings
 from shared.bus import EventBus
@@ -23,15 +23,6 @@ from shared.db import create_engine
 from shared.http import ApiError, Authenticated, IngestWriter, install_error_handlers, install_metrics
 from shared.logs import configure_logging
 from shared.objectstore import all_buckets, create_object_store
-
-
-class BatchAccepted(BaseModel):
-    batch_id: str
-    dataset: str
-    status: str
-    sha256: str
-    size_bytes: int
-    status_url: str
 
 
 class UploadMetrics:
@@ -91,17 +82,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    def respond(accepted: Accepted) -> JSONResponse:
-        body = BatchAccepted(
-            batch_id=str(accepted.batch_id),
-            dataset=accepted.dataset.value,
-            status=accepted.status,
-            sha256=accepted.sha256,
-            size_bytes=accepted.size_bytes,
-            status_url=f"{settings.api_public_url.rstrip('/')}/v1/batches/{accepted.batch_id}",
-        )
-        return JSONResponse(status_code=202 if accepted.created else 200, content=body.model_dump())
-
     @app.get("/v1/datasets", response_model=DatasetList)
     async def list_datasets(_: Authenticated) -> Any:
         """The datasets accepted, each with its contract: columns, types, which are required."""
@@ -140,7 +120,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         metrics.uploads.labels(accepted.dataset.value, "created" if accepted.created else "duplicate").inc()
         metrics.bytes.labels(accepted.dataset.value).inc(accepted.size_bytes if accepted.created else 0)
         metrics.seconds.labels(accepted.dataset.value).observe(time.perf_counter() - started)
-        return respond(accepted)
+        return accepted_response(accepted, api_public_url=settings.api_public_url)
 
     async def _accept(dataset: str, request: Request, idempotency_key: str | None) -> Accepted:
         ds = parse_dataset(dataset)

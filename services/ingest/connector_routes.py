@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.connectors import LANDING_ROOT, SweepResult, pull_http, pull_sql, sweep_landing
+from services.ingest.schemas import BatchAccepted, accepted_response
 from services.ingest.service import Accepted, IngestService
 from shared.http import Admin, IngestWriter
 
@@ -32,17 +33,6 @@ class SweepRequest(BaseModel):
     prefix: str = Field(default=LANDING_ROOT, max_length=1024)
 
 
-class PulledBatch(BaseModel):
-    """The shape of ingest's BatchAccepted."""
-
-    batch_id: str
-    dataset: str
-    status: str
-    sha256: str
-    size_bytes: int
-    status_url: str
-
-
 class NoNewRows(BaseModel):
     batch: None = None
 
@@ -52,7 +42,7 @@ class SweptObject(BaseModel):
     dataset: str | None
     outcome: str = Field(description="ingested | duplicate | rejected | gone")
     moved_to: str | None
-    batch: PulledBatch | None
+    batch: BatchAccepted | None
     error: dict[str, Any] | None
 
 
@@ -61,15 +51,8 @@ def _service(request: Request) -> IngestService:
     return service
 
 
-def _batch(service: IngestService, accepted: Accepted) -> PulledBatch:
-    return PulledBatch(
-        batch_id=str(accepted.batch_id),
-        dataset=accepted.dataset.value,
-        status=accepted.status,
-        sha256=accepted.sha256,
-        size_bytes=accepted.size_bytes,
-        status_url=f"{service.settings.api_public_url.rstrip('/')}/v1/batches/{accepted.batch_id}",
-    )
+def _batch(service: IngestService, accepted: Accepted) -> BatchAccepted:
+    return BatchAccepted.of(accepted, api_public_url=service.settings.api_public_url)
 
 
 def _swept(service: IngestService, result: SweepResult) -> SweptObject:
@@ -86,23 +69,23 @@ def _swept(service: IngestService, result: SweepResult) -> SweptObject:
 @router.post(
     "/http",
     status_code=202,
-    response_model=PulledBatch,
-    responses={200: {"model": PulledBatch, "description": "the same content was already accepted"}},
+    response_model=BatchAccepted,
+    responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
 )
 async def pull_from_http(body: HttpPullRequest, request: Request, _: IngestWriter) -> JSONResponse:
     """Download ``url`` (http or https) and accept it as a file of ``dataset``."""
     service = _service(request)
     accepted = await pull_http(service, dataset=body.dataset, url=body.url, idempotency_key=body.idempotency_key)
-    return JSONResponse(status_code=202 if accepted.created else 200, content=_batch(service, accepted).model_dump())
+    return accepted_response(accepted, api_public_url=service.settings.api_public_url)
 
 
 @router.post(
     "/sql/{source_name}",
     status_code=202,
-    response_model=PulledBatch,
+    response_model=BatchAccepted,
     responses={
         200: {
-            "model": PulledBatch | NoNewRows,
+            "model": BatchAccepted | NoNewRows,
             "description": "the rows were already a batch, or there were no new rows (batch: null)",
         }
     },
@@ -113,7 +96,7 @@ async def pull_from_sql(source_name: str, request: Request, _: Admin) -> JSONRes
     accepted = await pull_sql(service, request.app.state.engine, source_name=source_name)
     if accepted is None:
         return JSONResponse(status_code=200, content=NoNewRows().model_dump())
-    return JSONResponse(status_code=202 if accepted.created else 200, content=_batch(service, accepted).model_dump())
+    return accepted_response(accepted, api_public_url=service.settings.api_public_url)
 
 
 @router.post(

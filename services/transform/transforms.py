@@ -223,18 +223,7 @@ def type_sales(raw: DataFrame, rules: SalesRules) -> DataFrame:
     )
 
 
-SALES_STAGING_COLUMNS = (
-    SOURCE_LINE,
-    "transaction_id",
-    "transaction_ts",
-    "customer_id",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "total_amount",
-    "payment_method",
-    "status",
-)
+SALES_STAGING_COLUMNS = (SOURCE_LINE, *CONTRACTS[Dataset.sales].column_names)
 
 
 def deduplicate_latest(valid: DataFrame, key: str, columns: tuple[str, ...]) -> DataFrame:
