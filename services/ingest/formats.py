@@ -275,6 +275,10 @@ class Utf8Check:
         self._offset = 0
 
     def feed(self, chunk: bytes) -> None:
+        # Most uploads are ASCII: checking that is far cheaper than decoding, when no character is split.
+        if chunk.isascii() and not self._decoder.getstate()[0]:
+            self._offset += len(chunk)
+            return
         try:
             self._decoder.decode(chunk)
         except UnicodeDecodeError as exc:
