@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import urllib.parse
 import uuid
 from abc import ABC, abstractmethod
@@ -26,6 +28,9 @@ from minio.error import S3Error
 from shared.settings import PlatformSettings
 
 CHUNK_SIZE = 1024 * 1024
+# Chunks a local write holds between the thread that hashes them and the one that writes them.
+WRITE_AHEAD = 8
+SYNC_EVERY = 64 * 1024 * 1024
 S3_PART_SIZE = 16 * 1024 * 1024
 
 
@@ -184,6 +189,41 @@ class ObjectStore(ABC):
         return stored
 
 
+def write_overlapped(chunks: Iterator[bytes], out: io.BufferedWriter) -> None:
+    """Write ``chunks`` from a second thread, so that hashing the next chunk and writing this one overlap
+    (both release the GIL on large buffers)."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_AHEAD)
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        unsynced = 0
+        while (chunk := pending.get()) is not None:
+            if not failure:
+                try:
+                    out.write(chunk)
+                    unsynced += len(chunk)
+                    if unsynced >= SYNC_EVERY:
+                        # Flushing as it goes leaves little for the final fsync, which nothing overlaps.
+                        out.flush()
+                        os.fdatasync(out.fileno())
+                        unsynced = 0
+                except BaseException as exc:
+                    failure.append(exc)
+
+    writer = threading.Thread(target=write, name="objectstore-writer", daemon=True)
+    writer.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        writer.join()
+    if failure:
+        raise failure[0]
+
+
 def _fsync_directory(path: Path) -> None:
     """Make a rename into ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
@@ -215,8 +255,7 @@ class LocalObjectStore(ObjectStore):
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in reader.chunks():
-                    out.write(chunk)
+                write_overlapped(reader.chunks(), out)
                 out.flush()
                 # Durable before it is acknowledged: a 202 must survive a power cut.
                 os.fsync(out.fileno())

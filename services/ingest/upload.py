@@ -83,6 +83,12 @@ async def store_stream(
         """Hand an item to the writer; False once the writer has stopped (it failed or refused)."""
         while not writer.done():
             try:
+                # Room in the queue: no thread hand-off. Full: wait for room in a thread, not on the loop.
+                pipe.put_nowait(item)
+                return True
+            except queue.Full:
+                pass
+            try:
                 await asyncio.to_thread(pipe.put, item, True, PUT_TIMEOUT_SECONDS)
                 return True
             except queue.Full:

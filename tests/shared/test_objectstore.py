@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import tracemalloc
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from shared.objectstore import (
     S3ObjectStore,
     StoredObject,
     create_object_store,
+    write_overlapped,
 )
 from shared.settings import PlatformSettings
 from tests.conftest import MOTO_ACCESS_KEY, MOTO_SECRET_KEY
@@ -382,3 +385,22 @@ def test_local_put_stream_memory_stays_flat(tmp_path: Path) -> None:
     assert (tmp_path / "objects" / "bucket" / "huge.bin").stat().st_size == total
     with contextlib.suppress(FileNotFoundError):
         (tmp_path / "objects" / "bucket" / "huge.bin").unlink()
+
+
+def test_a_failed_disk_write_stops_the_stream_and_surfaces_the_error(tmp_path: Path) -> None:
+    produced: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(1000):
+            produced.append(i)
+            yield b"x" * 1024
+
+    class FailingFile(io.BytesIO):
+        def write(self, data: Any) -> int:
+            if self.tell() >= 4096:
+                raise OSError(28, "No space left on device")
+            return super().write(data)
+
+    with pytest.raises(OSError, match="No space left"):
+        write_overlapped(chunks(), FailingFile())  # type: ignore[arg-type]
+    assert len(produced) < 1000, "the producer stops once the writer has failed"
