@@ -36,6 +36,9 @@ class DevstackSettings(PlatformSettings):
     # user:password for Flower's UI and API; a random password is made (and printed) when unset.
     flower_basic_auth: str = ""
     run_dir: Path = PROJECT_ROOT / ".run"
+    # A database URL per process (e.g. {"api": "postgresql://sdp_api@…"}), to run each service under its
+    # own least-privilege role; a process not named uses SDP_DATABASE_URL.
+    service_database_urls: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -174,9 +177,12 @@ class Stack:
         try:
             for spec in specs:
                 log = (self.run_dir / "logs" / f"{spec.name}.log").open("ab")
+                env = self.env
+                if spec.name in self.settings.service_database_urls:
+                    env = {**env, "SDP_DATABASE_URL": self.settings.service_database_urls[spec.name]}
                 proc = subprocess.Popen(
                     spec.argv,
-                    env=self.env,
+                    env=env,
                     cwd=PROJECT_ROOT,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -22,6 +23,16 @@ from shared.admin import create_key, migrate
 from shared.settings import PlatformSettings
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+# The platform's processes run under the roles the deployment gives them (migration 0005's grants).
+SERVICE_ROLES = {
+    "ingest": "sdp_ingest",
+    "api": "sdp_api",
+    "transform-worker": "sdp_transform",
+    "quality-worker": "sdp_quality",
+    "warehouse-worker": "sdp_warehouse",
+    "reconciler": "sdp_reconciler",
+}
 
 MOTO_ACCESS_KEY = "testing"
 MOTO_SECRET_KEY = "testing-secret"
@@ -43,6 +54,28 @@ async def create_database(database_url: str) -> None:
         await conn.execute(f'CREATE DATABASE "{database_url.rsplit("/", 1)[1]}"')
     finally:
         await conn.close()
+
+
+async def ensure_service_roles(database_url: str) -> None:
+    """Login roles without password (this machine's PostgreSQL trusts loopback), created once per machine."""
+    conn = await asyncpg.connect(_admin_dsn(database_url))
+    try:
+        for role in SERVICE_ROLES.values():
+            await conn.execute(
+                f"""DO $$ BEGIN
+                        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN;
+                        END IF;
+                    EXCEPTION WHEN duplicate_object THEN NULL;
+                    END $$"""
+            )
+    finally:
+        await conn.close()
+
+
+def as_role(database_url: str, role: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query, parts.fragment))
 
 
 async def drop_database(database_url: str) -> None:
@@ -82,6 +115,7 @@ def test_env(
     """SDP_* variables of the session's platform: its own database, queues, channel and bucket store (S3)."""
     server = base_settings.database_url.rsplit("/", 1)[0]
     database_url = f"{server}/sdp_test_{run_id}"
+    asyncio.run(ensure_service_roles(database_url))
     asyncio.run(create_database(database_url))
     env = {
         "SDP_DATABASE_URL": database_url,
@@ -161,7 +195,14 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
         "SDP_RECONCILE_UNPUBLISHED_AFTER_SECONDS": "2",
         "SDP_RECONCILE_STUCK_AFTER_SECONDS": "10",
     }
-    dev_settings = settings_from(env, DevstackSettings, flower_basic_auth="test:test")
+    dev_settings = settings_from(
+        env,
+        DevstackSettings,
+        flower_basic_auth="test:test",
+        service_database_urls={
+            name: as_role(test_env["SDP_DATABASE_URL"], role) for name, role in SERVICE_ROLES.items()
+        },
+    )
     stack = Stack(dev_settings, env=env)
     stack.up()
     try:

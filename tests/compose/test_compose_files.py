@@ -38,6 +38,15 @@ ONE_SHOTS = {"minio-init", "migrate"}
 PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "warehouse-worker", "flower"}
 
 # The process commands the platform's services are started with (fixed by the project).
+SERVICE_ROLES = {
+    "ingest": "sdp_ingest",
+    "api": "sdp_api",
+    "transform-worker": "sdp_transform",
+    "quality-worker": "sdp_quality",
+    "warehouse-worker": "sdp_warehouse",
+    "reconciler": "sdp_reconciler",
+}
+
 EXPECTED_COMMANDS = {
     "migrate": "python -m shared.admin migrate",
     "reconciler": "python -m shared.reconciler",
@@ -198,7 +207,12 @@ def test_python_services_share_the_common_environment(
     for name, service in built_services(services).items():
         env = environment(service)
         common = broker_env if name == "flower" else platform_env
-        assert {key: env.get(key) for key in common} == {key: str(value) for key, value in common.items()}, name
+        # Every long-running service logs in as its own role; only the migrations use the owner's.
+        own_role = name in SERVICE_ROLES
+        expected = {key: str(value) for key, value in common.items() if not (own_role and key == "SDP_DATABASE_URL")}
+        assert {key: env.get(key) for key in expected} == expected, name
+        if own_role:
+            assert env["SDP_DATABASE_URL"].startswith(f"postgresql://{SERVICE_ROLES[name]}:$"), name
     assert environment(services["transform-worker"])["SDP_SPARK_MASTER"] == "spark://spark-master:7077"
 
 
@@ -261,6 +275,7 @@ def test_required_secrets_fail_when_missing(compose: dict[str, Any]) -> None:
         "MINIO_APP_ACCESS_KEY",
         "MINIO_APP_SECRET_KEY",
         "FLOWER_BASIC_AUTH",
+        *(f"{service}_DB_PASSWORD" for service in ("INGEST", "API", "TRANSFORM", "QUALITY", "WAREHOUSE", "RECONCILER")),
     }
     with pytest.raises(AssertionError, match="POSTGRES_APP_PASSWORD is required"):
         interpolate(compose["x-sdp-env"]["SDP_DATABASE_URL"], {})
@@ -352,6 +367,9 @@ def test_roles_script_creates_databases_and_roles_without_literal_passwords(tmp_
         "POSTGRES_APP_PASSWORD": "app-secret-1",
         "METABASE_DB_PASSWORD": "mb-secret-2",
         "ANALYTICS_READER_PASSWORD": "reader-secret-3",
+        **{f"{role.upper()}_DB_PASSWORD": f"{role}-secret" for role in ("ingest", "api", "transform", "quality")},
+        "WAREHOUSE_DB_PASSWORD": "warehouse-secret",
+        "RECONCILER_DB_PASSWORD": "reconciler-secret",
     }
     env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "POSTGRES_USER": "postgres", **passwords}
     subprocess.run([bash, str(ROLES_SCRIPT)], env=env, check=True, capture_output=True)
@@ -365,6 +383,7 @@ def test_roles_script_creates_databases_and_roles_without_literal_passwords(tmp_
         "CREATE DATABASE metabase OWNER metabase;",
         "CREATE ROLE analytics_reader LOGIN PASSWORD :'reader_password';",
         "GRANT CONNECT ON DATABASE salesdp TO analytics_reader;",
+        *(f"CREATE ROLE {role} LOGIN PASSWORD" for role in SERVICE_ROLES.values()),
     ):
         assert statement in sent
     for variable in passwords:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -108,3 +110,19 @@ def test_a_resent_transaction_replaces_the_earlier_record(platform: Platform, tm
     assert day["orders"] == 2
     assert Decimal(str(day["revenue"])) == Decimal("25.50")
     assert day["units"] == 3
+
+
+def test_the_services_connect_under_their_own_roles(platform: Platform) -> None:
+    async def users() -> set[str]:
+        conn = await asyncpg.connect(platform.settings.database_url)
+        try:
+            rows = await conn.fetch(
+                """SELECT DISTINCT usename FROM pg_stat_activity
+                   WHERE datname = current_database() AND usename LIKE 'sdp\\_%'"""
+            )
+            return {r["usename"] for r in rows}
+        finally:
+            await conn.close()
+
+    # Each service's pool keeps a connection open once it has worked; the earlier tests made them all work.
+    assert asyncio.run(users()) >= {"sdp_ingest", "sdp_api", "sdp_transform", "sdp_quality", "sdp_warehouse"}
