@@ -150,12 +150,15 @@ def settings(test_env: dict[str, str]) -> PlatformSettings:
 
 
 @pytest.fixture(scope="session")
-def spark() -> Any:
+def spark() -> Iterator[Any]:
     """One SparkSession for the whole test session (a session per test would cost seconds each)."""
     from services.transform.settings import TransformSettings
     from services.transform.spark import get_spark
 
-    return get_spark(TransformSettings(spark_driver_memory="1g"))
+    session = get_spark(TransformSettings(spark_driver_memory="1g"))
+    yield session
+    # Stopped here, while pytest still owns the log streams py4j writes to when it shuts down.
+    session.stop()
 
 
 @dataclass
