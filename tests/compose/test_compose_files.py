@@ -24,6 +24,7 @@ from services.ingest.settings import IngestSettings
 from services.transform.settings import TransformSettings
 from shared.devstack import DevstackSettings
 from shared.settings import PlatformSettings
+from tests.conftest import SERVICE_ROLES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
@@ -38,15 +39,6 @@ ONE_SHOTS = {"minio-init", "migrate"}
 PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "warehouse-worker", "flower"}
 
 # The process commands the platform's services are started with (fixed by the project).
-SERVICE_ROLES = {
-    "ingest": "sdp_ingest",
-    "api": "sdp_api",
-    "transform-worker": "sdp_transform",
-    "quality-worker": "sdp_quality",
-    "warehouse-worker": "sdp_warehouse",
-    "reconciler": "sdp_reconciler",
-}
-
 EXPECTED_COMMANDS = {
     "migrate": "python -m shared.admin migrate",
     "reconciler": "python -m shared.reconciler",
