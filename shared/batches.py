@@ -7,6 +7,7 @@ then marked published; an event left unpublished by a crash is found by :func:`u
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import EventBus
 from shared.events import STATUS_AFTER, Event, parse_event
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class BatchNotFound(Exception):
@@ -126,9 +130,17 @@ async def record_event(
 
 
 async def publish_committed(engine: AsyncEngine, bus: EventBus, events: list[Event]) -> None:
-    """Publish events whose transaction has committed, then mark them published."""
+    """Publish events whose transaction has committed, then mark them published.
+
+    A broker that cannot be reached is not the caller's failure: the events stay in the outbox, unmarked,
+    and the reconciler publishes them once the broker is back.
+    """
     for event in events:
-        bus.publish(event)
+        try:
+            await asyncio.to_thread(bus.publish, event)
+        except Exception as exc:
+            log.warning("event.publish_deferred", event_type=event.type, batch_id=str(event.batch_id), error=str(exc))
+            return
         async with engine.begin() as conn:
             await conn.execute(
                 text("UPDATE ops.batch_events SET published_at = clock_timestamp() WHERE event_id = :id"),

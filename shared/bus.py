@@ -74,5 +74,16 @@ class EventBus:
             )
         self.redis.publish(self.settings.events_channel, event.model_dump_json())
 
+    def warm_up(self) -> None:
+        """Load the broker's transport, the result backend and the task sender, and connect, now: the first
+        event then costs what every later one does (lazily, the first upload paid about half a second)."""
+        _ = self.celery.backend
+        _ = self.celery.amqp.send_task_message
+        with self.celery.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1)
+            for route in ROUTES.values():
+                producer.maybe_declare(self.celery.amqp.queues[self.settings.queue(route.service)])
+        self.redis.ping()
+
     def close(self) -> None:
         self.redis.close()

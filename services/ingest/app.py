@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +22,10 @@ from shared.bus import EventBus
 from shared.datasets import CONTRACTS, json_schema
 from shared.db import create_engine
 from shared.http import ApiError, Authenticated, IngestWriter, install_error_handlers, install_metrics
-from shared.logs import configure_logging
+from shared.logs import configure_logging, get_logger
 from shared.objectstore import all_buckets, create_object_store
+
+log = get_logger(__name__)
 
 
 class UploadMetrics:
@@ -67,6 +70,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         store = create_object_store(settings)
         store.ensure_buckets(all_buckets(settings))
         bus = EventBus(settings)
+        try:
+            await asyncio.to_thread(bus.warm_up)
+        except Exception as exc:
+            # Accepting files does not need the broker: the outbox holds events until it is back.
+            log.warning("ingest.broker_unavailable", error=str(exc))
         app.state.engine = engine
         app.state.service = IngestService(settings, engine, store, bus)
         yield

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -15,7 +17,7 @@ from services.ingest.settings import IngestSettings
 from shared.admin import create_key
 from shared.objectstore import create_object_store
 from shared.settings import PlatformSettings
-from tests.conftest import settings_from
+from tests.conftest import free_port, settings_from
 from tests.http_server import serve
 
 HEADER = "transaction_id,transaction_ts,customer_id,product_id,quantity,unit_price,total_amount,payment_method,status\n"
@@ -284,3 +286,32 @@ def test_bad_multipart_is_refused_and_stores_nothing(
     )
     assert_error(response, status, code)
     assert raw_keys(settings) == before
+
+
+def test_an_unreachable_broker_does_not_fail_an_upload(test_env: dict[str, str], writer_key: str) -> None:
+    """The batch commits with its event in the outbox; the event waits there, unpublished, for the reconciler."""
+    env = {**test_env, "SDP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    settings = settings_from(env, IngestSettings)
+    body = unique_csv("no-broker")
+    with serve(create_app(settings)) as url:
+        response = httpx.post(
+            f"{url}/v1/datasets/sales/files",
+            content=body,
+            headers={"Authorization": f"Bearer {writer_key}", "Content-Type": "text/csv"},
+            timeout=60,
+        )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["batch_id"]
+
+    async def outbox() -> list[tuple[str, bool]]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT type, published_at IS NOT NULL AS published FROM ops.batch_events WHERE batch_id = $1",
+                uuid.UUID(batch_id),
+            )
+        finally:
+            await conn.close()
+        return [(r["type"], r["published"]) for r in rows]
+
+    assert asyncio.run(outbox()) == [("batch.received", False)]
