@@ -44,7 +44,8 @@ class PlatformSettings(BaseSettings):
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 
-    # Named points where a process kills itself, for fault tests (e.g. ["ingest.after_commit"]).
+    # Named points where a process dies or hangs, for fault tests (e.g. ["ingest.after_commit",
+    # "transform.before_commit:hang"]); see shared/failpoints.py.
     failpoints: list[str] = []
 
     @computed_field  # type: ignore[prop-decorator]

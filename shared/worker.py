@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import failpoints
 from shared.batches import BatchRow, lock_batch, publish_committed, record_event, start_stage
 from shared.bus import EventBus, create_celery
 from shared.db import create_engine
@@ -117,6 +118,7 @@ async def run_stage(
                     log.info("stage.skipped", status=batch.status, expected=expected_status)
                     return
                 events = await work(conn, batch)
+                failpoints.hit(resources.settings, f"{stage}.before_commit")
         except Exception as exc:
             log.exception("stage.failed")
             failed = BatchFailed(batch_id=batch_id, dataset=dataset, stage=stage, reason=describe_error(exc))
