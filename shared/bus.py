@@ -40,6 +40,9 @@ def create_celery(settings: PlatformSettings, name: str) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # The process's stderr stays the file it was started with: redirected into a logger, the stream
+        # shared.logs writes to would feed records back into logging, and Celery drops those silently.
+        worker_redirect_stdouts=False,
         task_default_queue=settings.queue("default"),
         task_routes={route.task: {"queue": settings.queue(route.service)} for route in ROUTES.values()},
         broker_connection_retry_on_startup=True,
