@@ -48,8 +48,14 @@ def create_celery(settings: PlatformSettings, name: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.broker_visibility_timeout,
-            "unacked_restore_interval": 5,
+            # Every sweep scans (throttle 1), so the interval alone says how often.
+            "unacked_restore_interval": settings.broker_unacked_restore_interval,
             "unacked_restore_throttle": 1,
+            # The bookkeeping of delivered, unacknowledged tasks is one hash for every queue of a Redis
+            # database; the queue prefix gives each run its own, so one run never re-delivers another's.
+            "unacked_key": f"{settings.queue_prefix}unacked",
+            "unacked_index_key": f"{settings.queue_prefix}unacked_index",
+            "unacked_mutex_key": f"{settings.queue_prefix}unacked_mutex",
         },
         worker_send_task_events=True,
         task_send_sent_event=True,

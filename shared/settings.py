@@ -32,6 +32,8 @@ class PlatformSettings(BaseSettings):
     queue_prefix: str = ""
     # Seconds before an unacknowledged task (its worker died) is delivered again; longer than any stage.
     broker_visibility_timeout: int = 900
+    # Seconds between a worker's sweeps for unacknowledged tasks older than the visibility timeout.
+    broker_unacked_restore_interval: int = 5
 
     object_store_url: str = f"file://{PROJECT_ROOT / '.data' / 'objects'}"
     object_store_access_key: str = ""
