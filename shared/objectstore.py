@@ -177,15 +177,25 @@ class ObjectStore(ABC):
             return self.put_stream(bucket, key, iter(lambda: fh.read(CHUNK_SIZE), b""), content_type=content_type)
 
     def put_directory(self, bucket: str, prefix: str, directory: Path) -> list[StoredObject]:
-        """Upload every file below ``directory`` (a Spark output folder) under ``prefix``."""
+        """Upload every file below ``directory`` (a Spark output folder) under ``prefix``, which then holds
+        exactly those files.
+
+        Whatever an earlier upload left under the prefix is removed afterwards: Spark names its part files
+        per job, so an attempt that uploaded and then died would otherwise stay beside the next one's, and
+        a reader of the prefix would see its rows twice.
+        """
+        folder = f"{prefix.rstrip('/')}/"
         stored = []
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             parts = path.relative_to(directory).parts
             # Spark's bookkeeping (_SUCCESS, _committed_*, .crc) is not data, at any depth.
             if any(part.startswith((".", "_")) for part in parts):
                 continue
-            relative = "/".join(parts)
-            stored.append(self.put_file(bucket, f"{prefix.rstrip('/')}/{relative}", path))
+            stored.append(self.put_file(bucket, folder + "/".join(parts), path))
+        current = {s.key for s in stored}
+        for key in self.list_keys(bucket, folder):
+            if key not in current:
+                self.remove(bucket, key)
         return stored
 
 

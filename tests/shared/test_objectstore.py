@@ -302,6 +302,26 @@ def test_put_directory_skips_underscore_files_in_subfolders(tmp_path: Path) -> N
     assert store.list_keys("b") == ["p/date=2026-01-01/part-0.parquet"]
 
 
+def test_put_directory_replaces_what_an_earlier_upload_left(target: Target, tmp_path: Path) -> None:
+    # Spark names part files per job: a first attempt that uploaded and then died left other names.
+    first = tmp_path / "first"
+    spark_output(first)
+    target.store.put_directory(target.bucket, "sales/batch_id=7", first)
+    target.store.put_stream(target.bucket, "sales/batch_id=70/part-00000-x.snappy.parquet", iter([b"PAR1 other"]))
+    second = tmp_path / "second"
+    (second / "nested").mkdir(parents=True)
+    (second / "part-00000-def.snappy.parquet").write_bytes(b"PAR1 again")
+    (second / "nested" / "part-00001-def.snappy.parquet").write_bytes(b"PAR1 again, nested")
+
+    target.store.put_directory(target.bucket, "sales/batch_id=7/", second)
+
+    assert target.store.list_keys(target.bucket) == [
+        "sales/batch_id=7/nested/part-00001-def.snappy.parquet",
+        "sales/batch_id=7/part-00000-def.snappy.parquet",
+        "sales/batch_id=70/part-00000-x.snappy.parquet",
+    ]
+
+
 # --- missing objects and bad keys ----------------------------------------------------------------------
 
 
