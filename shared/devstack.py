@@ -176,25 +176,57 @@ class Stack:
         pids: dict[str, int] = {}
         try:
             for spec in specs:
-                log = (self.run_dir / "logs" / f"{spec.name}.log").open("ab")
-                env = self.env
-                if spec.name in self.settings.service_database_urls:
-                    env = {**env, "SDP_DATABASE_URL": self.settings.service_database_urls[spec.name]}
-                proc = subprocess.Popen(
-                    spec.argv,
-                    env=env,
-                    cwd=PROJECT_ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                pids[spec.name] = proc.pid
+                pids[spec.name] = self._spawn(spec)
             self.pid_file.write_text(json.dumps(pids, indent=2))
             self._wait_healthy(specs, pids)
         except BaseException:
             self.down()
             raise
         return pids
+
+    def _spawn(self, spec: ProcessSpec, extra_env: dict[str, str] | None = None) -> int:
+        """Start one process as the leader of its own process group, its output appended to its log."""
+        env = self.env
+        if spec.name in self.settings.service_database_urls:
+            env = {**env, "SDP_DATABASE_URL": self.settings.service_database_urls[spec.name]}
+        with (self.run_dir / "logs" / f"{spec.name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                spec.argv,
+                env={**env, **(extra_env or {})},
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return proc.pid
+
+    def _spec(self, name: str) -> ProcessSpec:
+        auth = (self.run_dir / "flower-auth").read_text()
+        specs = {spec.name: spec for spec in process_specs(self.settings, auth)}
+        if name not in specs:
+            raise KeyError(f"no process {name!r}; one of {sorted(specs)}")
+        return specs[name]
+
+    def stop(self, name: str) -> None:
+        """Stop one process of a running stack (its whole process group), as ``down`` stops them all."""
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        _stop_groups([pids[name]])
+
+    def start(self, name: str, extra_env: dict[str, str] | None = None, *, wait: bool = True) -> int:
+        """(Re)start one process of a running stack, with ``extra_env`` over the stack's environment.
+
+        The new PID replaces the old one in the PID file, so ``down`` stops it. The process is expected
+        stopped (``stop``, or killed by a test); ``wait`` returns once it is healthy.
+        """
+        spec = self._spec(name)
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        if _group_alive(pids[name]):
+            raise RuntimeError(f"{name} (process group {pids[name]}) is still running")
+        pids[name] = self._spawn(spec, extra_env)
+        self.pid_file.write_text(json.dumps(pids, indent=2))
+        if wait:
+            self._wait_healthy([spec], pids)
+        return pids[name]
 
     def _wait_healthy(self, specs: list[ProcessSpec], pids: dict[str, int]) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
@@ -215,14 +247,7 @@ class Stack:
         if not self.pid_file.exists():
             return
         pids: dict[str, int] = json.loads(self.pid_file.read_text())
-        for pid in pids.values():
-            _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for pid in pids.values():
-            if _alive(pid):
-                _signal_group(pid, signal.SIGKILL)
+        _stop_groups(list(pids.values()))
         self.pid_file.unlink(missing_ok=True)
 
     def status(self) -> dict[str, bool]:
@@ -230,6 +255,22 @@ class Stack:
             return {}
         pids: dict[str, int] = json.loads(self.pid_file.read_text())
         return {name: _alive(pid) for name, pid in pids.items()}
+
+
+def _stop_groups(pids: list[int]) -> None:
+    """SIGTERM each process group, SIGKILL the groups still there after the grace period, and return once
+    every process of them is gone (a worker's Spark JVM outlives the worker by a moment)."""
+    for pid in pids:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while any(_group_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in pids:
+        if _group_alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while any(_group_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -243,6 +284,18 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left; reaps the leader first if it is our child and exited."""
+    _alive(pgid)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
 
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +21,9 @@ import redis
 
 from shared.admin import create_key, migrate
 from shared.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from shared.devstack import Stack
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -169,10 +172,21 @@ class Platform:
     env: dict[str, str]
     settings: PlatformSettings
     run_dir: Path
+    stack: Stack
 
     def pid(self, process: str) -> int:
         """The PID (and process group) of one of the platform's processes, e.g. ``transform-worker``."""
         return int(json.loads((self.run_dir / "pids.json").read_text())[process])
+
+    def log(self, process: str) -> Path:
+        return self.run_dir / "logs" / f"{process}.log"
+
+    def stop(self, process: str) -> None:
+        self.stack.stop(process)
+
+    def start(self, process: str, extra_env: dict[str, str] | None = None, *, wait: bool = True) -> int:
+        """Start a stopped (or killed) process again, e.g. a worker with a failpoint set; returns its PID."""
+        return self.stack.start(process, extra_env, wait=wait)
 
     def key(self, *scopes: str) -> str:
         return asyncio.run(create_key(self.settings, f"test-{'-'.join(scopes)}", list(scopes)))
@@ -216,6 +230,7 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
             env=env,
             settings=settings_from(test_env),
             run_dir=run_dir,
+            stack=stack,
         )
     finally:
         stack.down()
