@@ -1,10 +1,13 @@
 """Deterministic sample data: customers, products and sales as CSV.
 
 Sales carry a controlled share of dirty rows (exact duplicates, re-sent transactions, invalid values) so
-ingestion, quality checks and KPIs can be tested against a known answer. The same config always gives
-byte-identical files.
+ingestion, quality checks and KPIs can be tested against a known answer. Customers and products are one
+clean row per key, plus, at ``dimension_dirty_rate``, extra dirty rows: exact duplicates, later versions
+of a key (a new ``updated_at`` with changed attributes: what SCD2 tracks) and invalid rows. The same
+config always gives byte-identical files.
 
-CLI: ``python -m shared.sampledata --out DIR [--sales N ...] [--only sales|customers|products]``.
+CLI: ``python -m shared.sampledata --out DIR [--sales N ...] [--dimension-dirty-rate R]
+[--only sales|customers|products]``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,26 @@ CATEGORIES: tuple[str, ...] = (
     "beauty",
     "grocery",
 )
+_C_EMAIL, _C_CITY, _C_STATE, _C_COUNTRY, _C_ACTIVE, _C_UPDATED = 2, 3, 4, 5, 6, 7
+_P_NAME, _P_CATEGORY, _P_CREATED, _P_UPDATED = 1, 2, 3, 4
+# How an invalid customers / products row breaks exactly one rule: kind -> (column, its new text).
+Spoils = dict[str, tuple[int, Callable[[str], str]]]
+_CUSTOMER_SPOILS: Spoils = {
+    "empty_customer_id": (0, lambda _: ""),
+    "empty_updated_at": (_C_UPDATED, lambda _: ""),
+    "unparseable_updated_at": (_C_UPDATED, lambda _: "yesterday"),
+    "invalid_email": (_C_EMAIL, lambda email: email.replace("@", " at ")),
+    "invalid_is_active": (_C_ACTIVE, lambda _: "maybe"),
+}
+_PRODUCT_SPOILS: Spoils = {
+    "empty_product_id": (0, lambda _: ""),
+    "empty_updated_at": (_P_UPDATED, lambda _: ""),
+    "unparseable_updated_at": (_P_UPDATED, lambda _: "2024-13-45T00:00:00Z"),
+    "unparseable_created_at": (_P_CREATED, lambda _: "not-a-date"),
+}
+# Invalid customers and products rows cycle through these kinds in this order.
+INVALID_CUSTOMER_KINDS: tuple[str, ...] = tuple(_CUSTOMER_SPOILS)
+INVALID_PRODUCT_KINDS: tuple[str, ...] = tuple(_PRODUCT_SPOILS)
 # Invalid sales rows cycle through these kinds in this order.
 INVALID_KINDS: tuple[str, ...] = (
     "empty_transaction_id",
@@ -167,6 +190,8 @@ class GeneratorConfig:
     products: int = 100
     sales: int = 10_000
     dirty_rate: float = 0.02  # fraction of sales rows that are dirty (duplicates or invalid)
+    # extra customers/products rows (duplicates, later versions, invalid), as a fraction of their counts
+    dimension_dirty_rate: float = 0.0
     start: date = date(2025, 1, 1)  # first sale date (UTC); must be in the past
     days: int = 30  # sales spread evenly-ish over this many days
 
@@ -177,6 +202,8 @@ class GeneratorConfig:
             raise ValueError("sales must not be negative")
         if not 0.0 <= self.dirty_rate < 1.0:
             raise ValueError("dirty_rate must be in [0, 1)")
+        if not 0.0 <= self.dimension_dirty_rate < 1.0:
+            raise ValueError("dimension_dirty_rate must be in [0, 1)")
         if self.days < 1:
             raise ValueError("days must be at least 1")
 
@@ -199,8 +226,8 @@ def generate(config: GeneratorConfig, out_dir: Path) -> GeneratedFiles:
     """Write customers.csv, products.csv and sales.csv into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return GeneratedFiles(
-        customers=_write_customers(config, out_dir / "customers.csv"),
-        products=_write_products(config, out_dir / "products.csv"),
+        customers=write_customers(config, out_dir / "customers.csv"),
+        products=write_products(config, out_dir / "products.csv"),
         sales=write_sales(config, out_dir / "sales.csv"),
     )
 
@@ -210,11 +237,13 @@ def write_sales(config: GeneratorConfig, path: Path) -> Path:
     return _write_csv(path, SALES_COLUMNS, _sales_batches(config))
 
 
-def _write_customers(config: GeneratorConfig, path: Path) -> Path:
+def write_customers(config: GeneratorConfig, path: Path) -> Path:
+    """Write only the customers file; its rows are the ones generate() writes."""
     return _write_csv(path, CUSTOMER_COLUMNS, _customer_batches(config))
 
 
-def _write_products(config: GeneratorConfig, path: Path) -> Path:
+def write_products(config: GeneratorConfig, path: Path) -> Path:
+    """Write only the products file; its rows are the ones generate() writes."""
     return _write_csv(path, PRODUCT_COLUMNS, _product_batches(config))
 
 
@@ -266,6 +295,7 @@ def _start_moment(config: GeneratorConfig) -> datetime:
 
 def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
     rng = _streams(config.seed)[0]
+    dirt = _DimensionDirt(config, config.customers, rng, _revise_customer, _CUSTOMER_SPOILS)
     start = _start_moment(config)
     batch: list[list[str]] = []
     for number in range(1, config.customers + 1):
@@ -275,18 +305,18 @@ def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
         city, state = rng.choice(_LOCATIONS[country])
         domain = rng.choice(_EMAIL_DOMAINS)
         updated = start - timedelta(seconds=rng.randrange(1, 365 * _DAY))
-        batch.append(
-            [
-                _customer_id(number),
-                f"{first} {last}",
-                f"{_slug(first)}.{_slug(last)}.{number}@{domain}",
-                city,
-                state,
-                country,
-                "true" if rng.random() < 0.9 else "false",
-                _timestamp(updated, rng.random() >= _NO_Z_RATE),
-            ]
-        )
+        row = [
+            _customer_id(number),
+            f"{first} {last}",
+            f"{_slug(first)}.{_slug(last)}.{number}@{domain}",
+            city,
+            state,
+            country,
+            "true" if rng.random() < 0.9 else "false",
+            _timestamp(updated, rng.random() >= _NO_Z_RATE),
+        ]
+        batch.append(row)
+        batch.extend(dirt.after(row, updated))
         if len(batch) >= _BATCH:
             yield batch
             batch = []
@@ -296,6 +326,7 @@ def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
 
 def _product_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
     rng = _streams(config.seed)[1]
+    dirt = _DimensionDirt(config, config.products, rng, _revise_product, _PRODUCT_SPOILS)
     start = _start_moment(config)
     batch: list[list[str]] = []
     for number in range(1, config.products + 1):
@@ -305,20 +336,92 @@ def _product_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
         created = start - timedelta(seconds=age)
         updated = created + timedelta(seconds=rng.randrange(0, age))
         with_z = rng.random() >= _NO_Z_RATE
-        batch.append(
-            [
-                _product_id(number),
-                name,
-                category,
-                _timestamp(created, with_z),
-                _timestamp(updated, with_z),
-            ]
-        )
+        row = [
+            _product_id(number),
+            name,
+            category,
+            _timestamp(created, with_z),
+            _timestamp(updated, with_z),
+        ]
+        batch.append(row)
+        batch.extend(dirt.after(row, updated))
         if len(batch) >= _BATCH:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+class _DimensionDirt:
+    """Extra dirty rows of a customers or products file, each placed right after a clean row.
+
+    Exactly ``round(count * dimension_dirty_rate)`` of them, cycling through: an exact duplicate of a
+    recent row, a later version of it (``updated_at`` moves forward, at most to the end of the sales
+    period, and attributes change) and an invalid copy (one rule broken, the kinds in turn). A version
+    replaces the row it revises in the window, so a later duplicate repeats the latest version. With a
+    rate of 0 it draws nothing from ``rng``, so the clean rows are those of a file without dirt.
+    """
+
+    def __init__(
+        self,
+        config: GeneratorConfig,
+        count: int,
+        rng: Random,
+        revise: Callable[[list[str], Random], None],
+        spoils: Spoils,
+    ) -> None:
+        self.rng, self.count = rng, count
+        self.revise, self.spoils = revise, list(spoils.values())
+        self.left = round(count * config.dimension_dirty_rate)
+        self.end = _start_moment(config) + timedelta(days=config.days)
+        self.seen = self.invalid = self.clean = 0
+        self.window: list[tuple[list[str], datetime]] = []
+
+    def after(self, row: list[str], updated: datetime) -> list[list[str]]:
+        if len(self.window) < _WINDOW:
+            self.window.append((row, updated))
+        else:
+            self.window[self.clean % _WINDOW] = (row, updated)
+        self.clean += 1
+        # Selection sampling over the clean rows: exactly `left` of the remaining ones get a dirty row.
+        if self.left == 0 or self.rng.random() * (self.count - self.clean + 1) >= self.left:
+            return []
+        self.left -= 1
+        kind = self.seen % 3
+        self.seen += 1
+        slot = int(self.rng.random() * len(self.window))
+        source, source_updated = self.window[slot]
+        dirty = source.copy()
+        if kind == 0:
+            return [dirty]
+        if kind == 1:
+            gap = int((self.end - source_updated).total_seconds())
+            later = source_updated + timedelta(seconds=self.rng.randrange(1, max(gap, 2)))
+            # updated_at is the last column of both contracts.
+            dirty[-1] = _timestamp(later, source[-1].endswith("Z"))
+            self.revise(dirty, self.rng)
+            self.window[slot] = (dirty, later)
+            return [dirty]
+        column, spoil = self.spoils[self.invalid % len(self.spoils)]
+        dirty[column] = spoil(dirty[column])
+        self.invalid += 1
+        return [dirty]
+
+
+def _revise_customer(row: list[str], rng: Random) -> None:
+    """The customer moves within its country and may change its activity."""
+    city, state = rng.choice(_LOCATIONS[row[_C_COUNTRY]])
+    row[_C_CITY], row[_C_STATE] = city, state
+    if rng.random() < 0.5:
+        row[_C_ACTIVE] = "false" if row[_C_ACTIVE] == "true" else "true"
+
+
+def _revise_product(row: list[str], rng: Random) -> None:
+    """The product is renamed (another adjective) and may change category."""
+    *_, noun_and_number = row[_P_NAME].partition(" ")
+    row[_P_NAME] = f"{rng.choice(_ADJECTIVES)} {noun_and_number}"
+    if rng.random() < 0.3:
+        row[_P_CATEGORY] = rng.choice(CATEGORIES)
 
 
 def _list_price_cents(rng: Random) -> int:
@@ -463,6 +566,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=defaults.products)
     parser.add_argument("--sales", type=int, default=defaults.sales)
     parser.add_argument("--dirty-rate", type=float, default=defaults.dirty_rate)
+    parser.add_argument(
+        "--dimension-dirty-rate",
+        type=float,
+        default=defaults.dimension_dirty_rate,
+        help="extra dirty customers/products rows, as a fraction of their counts",
+    )
     parser.add_argument("--start", type=date.fromisoformat, default=defaults.start, help="YYYY-MM-DD")
     parser.add_argument("--days", type=int, default=defaults.days)
     parser.add_argument("--only", choices=("sales", "customers", "products"), help="write one file only")
@@ -479,8 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     writers: dict[str, Callable[[GeneratorConfig, Path], Path]] = {
-        "customers": _write_customers,
-        "products": _write_products,
+        "customers": write_customers,
+        "products": write_products,
         "sales": write_sales,
     }
     for name, write in writers.items():

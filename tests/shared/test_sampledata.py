@@ -14,7 +14,9 @@ import pytest
 from shared.sampledata import (
     CATEGORIES,
     CUSTOMER_COLUMNS,
+    INVALID_CUSTOMER_KINDS,
     INVALID_KINDS,
+    INVALID_PRODUCT_KINDS,
     PAYMENT_METHODS,
     PRODUCT_COLUMNS,
     SALES_COLUMNS,
@@ -23,9 +25,18 @@ from shared.sampledata import (
     GeneratorConfig,
     generate,
     main,
+    write_customers,
+    write_products,
     write_sales,
 )
-from tests.reference import count_rows, daily_kpis, load_valid_sales, parse_timestamp
+from tests.reference import (
+    count_dimension_rows,
+    count_rows,
+    daily_kpis,
+    load_valid_dimension,
+    load_valid_sales,
+    parse_timestamp,
+)
 
 SMALL = GeneratorConfig(seed=7, customers=200, products=40, sales=3_000, dirty_rate=0.06)
 CLEAN = GeneratorConfig(seed=7, customers=200, products=40, sales=3_000, dirty_rate=0.0)
@@ -201,9 +212,72 @@ def test_resent_status_is_final(dirty_files: GeneratedFiles) -> None:
     assert {tx: record.status for tx, record in final.items()} == last_status
 
 
+# --- dirty customers and products --------------------------------------------------------------------
+
+DIRTY_DIMENSIONS = replace(SMALL, customers=600, products=150, dimension_dirty_rate=0.2)
+WRITERS = {"customers": write_customers, "products": write_products}
+SPOILED = {
+    "customers": {
+        "empty_customer_id": lambda row: row[0] == "",
+        "empty_updated_at": lambda row: row[7] == "",
+        "unparseable_updated_at": lambda row: row[7] != "" and parse_timestamp(row[7]) is None,
+        "invalid_email": lambda row: "@" not in row[2],
+        "invalid_is_active": lambda row: row[6] not in ("true", "false"),
+    },
+    "products": {
+        "empty_product_id": lambda row: row[0] == "",
+        "empty_updated_at": lambda row: row[4] == "",
+        "unparseable_updated_at": lambda row: row[4] != "" and parse_timestamp(row[4]) is None,
+        "unparseable_created_at": lambda row: parse_timestamp(row[3]) is None,
+    },
+}
+
+
+@pytest.mark.parametrize("dataset", ["customers", "products"])
+def test_dirty_dimensions_are_deterministic_and_match_generate(dataset: str, tmp_path: Path) -> None:
+    files = generate(DIRTY_DIMENSIONS, tmp_path / "all")
+    alone = WRITERS[dataset](DIRTY_DIMENSIONS, tmp_path / "alone.csv")
+    assert alone.read_bytes() == getattr(files, dataset).read_bytes()
+    assert alone.read_bytes() != getattr(generate(SMALL, tmp_path / "clean"), dataset).read_bytes()
+
+
+@pytest.mark.parametrize("dataset", ["customers", "products"])
+def test_dirty_dimensions_add_duplicates_versions_and_invalid_rows(dataset: str, tmp_path: Path) -> None:
+    path = WRITERS[dataset](DIRTY_DIMENSIONS, tmp_path / f"{dataset}.csv")
+    entities = getattr(DIRTY_DIMENSIONS, dataset)
+    dirty = round(entities * DIRTY_DIMENSIONS.dimension_dirty_rate)
+    duplicates, versions, invalid = (len(range(kind, dirty, 3)) for kind in range(3))
+    assert count_dimension_rows(path, dataset, now=NOW) == (
+        entities + dirty,
+        entities + versions,
+        invalid,
+        duplicates,
+    )
+
+    _, rows = _rows(path)
+    kinds: Counter[str] = Counter()
+    for row in rows:
+        found = {kind for kind, spoiled in SPOILED[dataset].items() if spoiled(row)}
+        assert len(found) <= 1, row  # one broken rule per invalid row
+        kinds.update(found)
+    expected_kinds = INVALID_CUSTOMER_KINDS if dataset == "customers" else INVALID_PRODUCT_KINDS
+    assert set(kinds) == set(expected_kinds) and sum(kinds.values()) == invalid
+
+    # Every key keeps a valid version; a key's versions are distinct and none is after the sales period.
+    final = load_valid_dimension(path, dataset, now=NOW)
+    assert {key for key, _ in final} == {row[0] for row in rows if row[0]}
+    assert len({key for key, _ in final}) == entities
+    end = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=DIRTY_DIMENSIONS.days)
+    assert max(updated for _, updated in final) <= end
+    versioned = Counter(key for key, _ in final)
+    assert sum(count - 1 for count in versioned.values()) == versions
+
+
 def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         GeneratorConfig(dirty_rate=1.0)
+    with pytest.raises(ValueError):
+        GeneratorConfig(dimension_dirty_rate=1.0)
     with pytest.raises(ValueError):
         GeneratorConfig(days=0)
     with pytest.raises(ValueError):
@@ -227,6 +301,14 @@ def test_cli_only_sales(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     expected = write_sales(config, tmp_path / "expected.csv")
     assert (tmp_path / "sales.csv").read_bytes() == expected.read_bytes()
     assert set(daily_kpis(expected, now=NOW)) == {date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)}
+
+
+def test_cli_dirty_customers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--out", str(tmp_path), "--customers", "50", "--dimension-dirty-rate", "0.2", "--only", "customers"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "customers.csv")]
+    expected = write_customers(GeneratorConfig(customers=50, dimension_dirty_rate=0.2), tmp_path / "expected.csv")
+    assert (tmp_path / "customers.csv").read_bytes() == expected.read_bytes()
 
 
 # --- reference ---------------------------------------------------------------------------------------
