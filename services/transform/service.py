@@ -163,9 +163,10 @@ def _with_physical_lines(
     return renumbered
 
 
-def run_sales_job(
+def run_job(
     spark: SparkSession,
     *,
+    dataset: Dataset,
     batch_id: uuid.UUID,
     source: Path,
     out: Path,
@@ -173,19 +174,19 @@ def run_sales_job(
     file_format: str = "csv",
     delimiter: str | None = None,
 ) -> StageOutput:
-    """The Spark part of a sales batch: every output written under ``out``, counts computed."""
+    """The Spark part of a batch of ``dataset``: every output written under ``out``, counts computed."""
     frame = read_source(spark, source, file_format=file_format, delimiter=delimiter)
     # A CSV file's first record is on line 2, after its header; other formats number records from 1.
     first_line = T.FIRST_DATA_LINE if file_format == "csv" else 1
-    raw = T.to_contract_text(T.with_source_lines(frame, first_line=first_line), Dataset.sales).persist()
+    raw = T.to_contract_text(T.with_source_lines(frame, first_line=first_line), dataset).persist()
     if file_format in ("csv", "ndjson"):
         raw = _with_physical_lines(spark, raw, source, quoted=file_format == "csv", first_line=first_line)
-    typed, staged = T.clean_sales(raw, T.SalesRules(now=now))
+    typed, staged = T.clean(raw, dataset, T.CleaningRules(now=now))
     typed = typed.persist()
     try:
-        raw_rows = raw.select(T.SOURCE_LINE, *CONTRACTS[Dataset.sales].column_names)
+        raw_rows = raw.select(T.SOURCE_LINE, *CONTRACTS[dataset].column_names)
         _with_batch(raw_rows, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "raw"))
-        staged_rows = staged.select(*T.SALES_STAGING_COLUMNS)
+        staged_rows = staged.select(*T.CLEANING[dataset].staging_columns)
         staged_rows.write.parquet(str(out / "parquet"))
         parquet = spark.read.parquet(str(out / "parquet"))
         _with_batch(parquet, batch_id).write.options(**COPY_CSV_OPTIONS).csv(str(out / "staged"))
@@ -238,7 +239,7 @@ async def _replace_batch_rows(
         conn, output.raw_csv, "raw", dataset.value, ["batch_id", T.SOURCE_LINE, *contract_columns]
     )
     staged_rows = await _copy_csv_dir(
-        conn, output.staged_csv, "staging", dataset.value, ["batch_id", *T.SALES_STAGING_COLUMNS]
+        conn, output.staged_csv, "staging", dataset.value, ["batch_id", *T.CLEANING[dataset].staging_columns]
     )
     rejected_rows = await _copy_csv_dir(
         conn,
@@ -262,8 +263,6 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
 
     async def work(conn: AsyncConnection, batch: BatchRow) -> list[Event]:
         dataset = Dataset(batch.dataset)
-        if dataset is not Dataset.sales:
-            raise NotImplementedError(f"the transform for {dataset.value} is not built yet")
         workdir = settings.work_dir / "transform" / str(batch.batch_id)
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
@@ -271,8 +270,9 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
             suffix = ".gz" if batch.compression == "gzip" else ""
             source = workdir / f"source.{batch.file_format}{suffix}"
             resources.store.download(batch.object_bucket, batch.object_key, source)
-            output = run_sales_job(
+            output = run_job(
                 spark,
+                dataset=dataset,
                 batch_id=batch.batch_id,
                 source=source,
                 out=workdir / "out",

@@ -23,16 +23,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from services.transform import transforms as T
-from services.transform.service import run_sales_job
+from services.transform.service import run_job
 from shared.datasets import CONTRACTS, Dataset
 from tests import reference as R
 
 COLUMNS = CONTRACTS[Dataset.sales].column_names
+STAGING_COLUMNS = T.CLEANING[Dataset.sales].staging_columns
 RAW_SCHEMA = StructType(
     [StructField(T.SOURCE_LINE, LongType(), nullable=False), *[StructField(c, StringType()) for c in COLUMNS]]
 )
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-RULES = T.SalesRules(now=NOW)
+RULES = T.CleaningRules(now=NOW)
 CLEAN: dict[str, str | None] = {
     "transaction_id": "T",
     "transaction_ts": "2024-05-01T10:00:00Z",
@@ -396,7 +397,7 @@ def test_deduplicate_latest_keeps_the_highest_source_line(spark: SparkSession) -
         "source_line long, transaction_id string, customer_id string",
     )
     columns = (T.SOURCE_LINE, "transaction_id", "customer_id")
-    deduplicated = T.deduplicate_latest(df, "transaction_id", columns)
+    deduplicated = T.deduplicate_latest(df, ("transaction_id",), columns)
     assert deduplicated.columns == list(columns)
     assert sorted(tuple(r) for r in deduplicated.collect()) == [
         (6, "B", "b"),
@@ -406,7 +407,7 @@ def test_deduplicate_latest_keeps_the_highest_source_line(spark: SparkSession) -
     ]
 
 
-def test_clean_sales_deduplicates_valid_rows_only(spark: SparkSession) -> None:
+def test_clean_deduplicates_valid_sales_rows_only(spark: SparkSession) -> None:
     rows = [
         line(2, transaction_id="T1", quantity="1", total_amount="10.00"),
         line(3, transaction_id="T2", customer_id="C2"),
@@ -416,9 +417,9 @@ def test_clean_sales_deduplicates_valid_rows_only(spark: SparkSession) -> None:
         line(7, transaction_id="T3", status="pending"),  # exact duplicate of line 6
         line(8, transaction_id="T4", status="shipped"),  # only occurrence is invalid: no staged row
     ]
-    typed, staged = T.clean_sales(raw_frame(spark, rows).repartition(3), RULES)
+    typed, staged = T.clean(raw_frame(spark, rows).repartition(3), Dataset.sales, RULES)
 
-    assert staged.columns == list(T.SALES_STAGING_COLUMNS)
+    assert staged.columns == list(STAGING_COLUMNS)
     may1 = ts("2024-05-01T10:00:00+00:00")
     d = Decimal
     got = sorted(
@@ -500,7 +501,7 @@ def test_with_source_lines_numbers_a_multi_partition_file_in_file_order(spark: S
     assert got == [(n, n) for n in range(2, count + 2)]
 
 
-# --------------------------------------------------------------------- run_sales_job vs the reference
+# ------------------------------------------------------------- run_job on sales vs the reference
 
 FIXED_NOW = NOW
 HEADER = list(COLUMNS)
@@ -579,23 +580,33 @@ BAD_VALUES: dict[str, list[str]] = {
 }
 
 
-@st.composite
-def invalid_rows(draw: st.DrawFn) -> dict[str, str]:
-    row = draw(valid_rows())
-    for name in draw(st.lists(st.sampled_from(list(BAD_VALUES)), min_size=1, max_size=3, unique=True)):
-        row[name] = draw(st.sampled_from(BAD_VALUES[name]))
-    return row
+def dirty_files(
+    valid: st.SearchStrategy[dict[str, str]], bad_values: dict[str, list[str]]
+) -> st.SearchStrategy[list[dict[str, str]]]:
+    """Files of valid rows and invalid ones (a valid row with 1 to 3 fields given a bad value), plus exact
+    copies of some rows. Keys are drawn from small pools, so records are re-sent."""
+
+    @st.composite
+    def invalid(draw: st.DrawFn) -> dict[str, str]:
+        row = draw(valid)
+        for name in draw(st.lists(st.sampled_from(list(bad_values)), min_size=1, max_size=3, unique=True)):
+            row[name] = draw(st.sampled_from(bad_values[name]))
+        return row
+
+    @st.composite
+    def files(draw: st.DrawFn) -> list[dict[str, str]]:
+        rows = draw(st.lists(valid | invalid(), min_size=0, max_size=14))
+        if rows:
+            for _ in range(draw(st.integers(0, 4))):
+                copy = dict(rows[draw(st.integers(0, len(rows) - 1))])
+                rows.insert(draw(st.integers(0, len(rows))), copy)
+        return rows
+
+    return files()
 
 
-@st.composite
-def sales_files(draw: st.DrawFn) -> list[dict[str, str]]:
-    """Valid and invalid rows (ids drawn from a small pool, so ids are re-sent), plus exact duplicates."""
-    rows = draw(st.lists(valid_rows() | invalid_rows(), min_size=0, max_size=14))
-    if rows:
-        for _ in range(draw(st.integers(0, 4))):
-            copy = dict(rows[draw(st.integers(0, len(rows) - 1))])
-            rows.insert(draw(st.integers(0, len(rows))), copy)
-    return rows
+def sales_files() -> st.SearchStrategy[list[dict[str, str]]]:
+    return dirty_files(valid_rows(), BAD_VALUES)
 
 
 def write_sales_csv(path: Path, rows: list[dict[str, str]]) -> None:
@@ -619,7 +630,7 @@ def check_job_against_reference(spark: SparkSession, rows: list[dict[str, str]],
     out = workdir / "out"
     batch_id = uuid.uuid4()
 
-    output = run_sales_job(spark, batch_id=batch_id, source=source, out=out, now=FIXED_NOW)
+    output = run_job(spark, dataset=Dataset.sales, batch_id=batch_id, source=source, out=out, now=FIXED_NOW)
 
     counts = output.counts
     assert counts.rows_in == len(rows)
@@ -643,7 +654,7 @@ def check_job_against_reference(spark: SparkSession, rows: list[dict[str, str]],
         )
         for record in R.load_valid_sales(source, now=FIXED_NOW).values()
     }
-    parquet = spark.read.parquet(str(out / "parquet")).select(*T.SALES_STAGING_COLUMNS).collect()
+    parquet = spark.read.parquet(str(out / "parquet")).select(*STAGING_COLUMNS).collect()
     got = [tuple(utc(v) if isinstance(v, datetime) else v for v in r) for r in parquet]
     assert sorted(got, key=lambda t: t[0]) == sorted(expected.values(), key=lambda t: t[0])
 
@@ -659,12 +670,12 @@ def check_job_against_reference(spark: SparkSession, rows: list[dict[str, str]],
 @settings(max_examples=25, deadline=None, database=None, phases=[Phase.explicit, Phase.generate])
 @given(rows=sales_files())
 @example(rows=[])  # a header-only file
-def test_run_sales_job_matches_the_reference(spark: SparkSession, rows: list[dict[str, str]]) -> None:
+def test_run_job_on_sales_matches_the_reference(spark: SparkSession, rows: list[dict[str, str]]) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         check_job_against_reference(spark, rows, Path(workdir))
 
 
-def test_run_sales_job_example_matches_the_reference(spark: SparkSession, tmp_path: Path) -> None:
+def test_run_job_on_sales_example_matches_the_reference(spark: SparkSession, tmp_path: Path) -> None:
     """A fixed file covering every kind of row, so the comparison runs even if hypothesis draws poorly."""
     rows = [
         {**CLEAN, "transaction_id": "T1"},
@@ -704,10 +715,12 @@ CSV_QUOTING = ",".join(HEADER) + "\n"
         pytest.param('T1,2024-05-01T10:00:00Z,"C,1",P1,1,1.00,1.00,pix,"completed"\n', id="quoted-comma"),
     ],
 )
-def test_run_sales_job_reads_rfc4180_quoting(spark: SparkSession, tmp_path: Path, body: str) -> None:
+def test_run_job_on_sales_reads_rfc4180_quoting(spark: SparkSession, tmp_path: Path, body: str) -> None:
     source = tmp_path / "sales.csv"
     source.write_text(CSV_QUOTING + body, encoding="utf-8", newline="")
-    output = run_sales_job(spark, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW)
+    output = run_job(
+        spark, dataset=Dataset.sales, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW
+    )
 
     expected = sorted(
         (r.transaction_id, r.customer_id, r.product_id, r.status)
@@ -735,6 +748,8 @@ def test_records_are_numbered_by_the_line_they_start_on(spark: SparkSession, tmp
     lines = spark.read.option("lineSep", "\n").text(str(source))
     starts = T.record_start_lines(lines, quoted=True, first_line=T.FIRST_DATA_LINE)
     assert sorted(tuple(r) for r in starts.collect()) == [(2, 2), (3, 4), (4, 8)]
-    output = run_sales_job(spark, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW)
+    output = run_job(
+        spark, dataset=Dataset.sales, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW
+    )
     rejects = spark.read.csv(str(output.rejects_csv)).collect()
     assert [(int(r[1]), r[2]) for r in rejects] == [(8, "{non_positive_quantity,total_mismatch}")]
