@@ -1,19 +1,25 @@
-"""SQL of the warehouse load. Every statement takes the batch id as its only input."""
+"""SQL of the warehouse loads. Every statement takes the batch id as its only input; each load runs inside the
+caller's transaction and never commits."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# One warehouse load at a time: SCD2 dimensions and facts are read and written by every dataset's load.
-WAREHOUSE_LOCK_KEY = 0x5D_0001
+from services.warehouse import analytics, dimensions
+
+# One advisory lock per dataset. A load takes the locks of every dataset whose tables it reads or writes,
+# always in this order (no deadlock): a sales load binds to both dimensions; a dimension load re-binds
+# facts. So two loads never interleave where they share data.
+LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
 # The start of an inferred member's interval: facts of any date can bind to it until real history arrives.
 EARLIEST = "'1900-01-01 00:00:00+00'"
 
 AFFECTED_DATES = """
-CREATE TEMP TABLE affected_dates ON COMMIT DROP AS
+INSERT INTO affected_dates (full_date)
 SELECT (s.transaction_ts AT TIME ZONE 'UTC')::date AS full_date
 FROM staging.sales s WHERE s.batch_id = :batch_id
 UNION
@@ -21,6 +27,20 @@ SELECT d.full_date
 FROM staging.sales s
 JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
 JOIN processed.dim_date d ON d.date_key = f.date_key
+WHERE s.batch_id = :batch_id
+ON CONFLICT DO NOTHING
+"""
+
+# The customers whose summary a sales load may change: those of its rows and those its re-sent
+# transactions were bound to before.
+TOUCHED_CUSTOMERS = """
+CREATE TEMP TABLE touched_customers ON COMMIT DROP AS
+SELECT s.customer_id FROM staging.sales s WHERE s.batch_id = :batch_id AND s.customer_id IS NOT NULL
+UNION
+SELECT c.customer_id
+FROM staging.sales s
+JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
+JOIN processed.dim_customers c ON c.customer_key = f.customer_key
 WHERE s.batch_id = :batch_id
 """
 
@@ -49,70 +69,85 @@ WHERE s.batch_id = :batch_id AND s.product_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM processed.dim_products p WHERE p.product_id = s.product_id)
 """
 
-# Point in time: the version whose [valid_from, valid_to) holds the sale; before the first version,
-# the first version. A later record of a transaction replaces the earlier one.
-UPSERT_FACTS = """
-INSERT INTO processed.fact_sales AS f (transaction_id, transaction_ts, date_key, customer_key, product_key,
-    quantity, unit_price, total_amount, payment_method, status, batch_id)
+# A fact's batch_id is the sales batch whose record it holds (re-binding it to another dimension version
+# keeps it): replaying a batch received before that one changes nothing.
+RECEIVED = "(SELECT b.received_at FROM ops.batches b WHERE b.batch_id = {})"
+# Point in time: the version whose [valid_from, valid_to) holds the sale; before the first version, the first
+# version (both lookups walk the (key, valid_from) index). A later record of a transaction replaces the earlier
+# one; an identical re-send rewrites nothing.
+BIND = """coalesce(
+    (SELECT d.{sk} FROM processed.{table} d WHERE d.{key} = s.{key} AND d.valid_from <= s.transaction_ts
+     ORDER BY d.valid_from DESC LIMIT 1),
+    (SELECT d.{sk} FROM processed.{table} d WHERE d.{key} = s.{key} ORDER BY d.valid_from LIMIT 1))"""
+FACT_COLUMNS = (
+    "transaction_ts",
+    "date_key",
+    "customer_key",
+    "product_key",
+    "quantity",
+    "unit_price",
+    "total_amount",
+    "payment_method",
+    "status",
+)
+UPSERT_FACTS = f"""
+INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
 SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer,
-       c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status,
-       s.batch_id
+       {BIND.format(sk="customer_key", table="dim_customers", key="customer_id")},
+       {BIND.format(sk="product_key", table="dim_products", key="product_id")},
+       s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status, s.batch_id
 FROM staging.sales s
-LEFT JOIN LATERAL (
-    SELECT dc.customer_key FROM processed.dim_customers dc
-    WHERE dc.customer_id = s.customer_id
-    ORDER BY (s.transaction_ts >= dc.valid_from AND s.transaction_ts < dc.valid_to) DESC, dc.valid_from
-    LIMIT 1) c ON true
-LEFT JOIN LATERAL (
-    SELECT dp.product_key FROM processed.dim_products dp
-    WHERE dp.product_id = s.product_id
-    ORDER BY (s.transaction_ts >= dp.valid_from AND s.transaction_ts < dp.valid_to) DESC, dp.valid_from
-    LIMIT 1) p ON true
 WHERE s.batch_id = :batch_id
 ON CONFLICT (transaction_id) DO UPDATE SET
-    transaction_ts = EXCLUDED.transaction_ts, date_key = EXCLUDED.date_key,
-    customer_key = EXCLUDED.customer_key, product_key = EXCLUDED.product_key,
-    quantity = EXCLUDED.quantity, unit_price = EXCLUDED.unit_price, total_amount = EXCLUDED.total_amount,
-    payment_method = EXCLUDED.payment_method, status = EXCLUDED.status, batch_id = EXCLUDED.batch_id,
-    loaded_at = now()
-"""
-
-CLEAR_DAILY_SALES = "DELETE FROM analytics.daily_sales WHERE date IN (SELECT full_date FROM affected_dates)"
-
-# KPI definitions of DESIGN §5; a date with no fact left has no row.
-REFRESH_DAILY_SALES = """
-INSERT INTO analytics.daily_sales (date, date_key, orders, revenue, units, avg_order_value, distinct_customers,
-    cancelled, refunded, transactions, batch_id)
-SELECT d.full_date, d.date_key, k.orders, k.revenue, k.units,
-       CASE WHEN k.orders > 0 THEN round(k.revenue / k.orders, 2) ELSE 0 END,
-       k.distinct_customers, k.cancelled, k.refunded, k.transactions, :batch_id
-FROM (
-    SELECT f.date_key,
-           count(*) FILTER (WHERE f.status = 'completed') AS orders,
-           coalesce(sum(f.total_amount) FILTER (WHERE f.status = 'completed'), 0) AS revenue,
-           coalesce(sum(f.quantity) FILTER (WHERE f.status = 'completed'), 0) AS units,
-           count(DISTINCT c.customer_id) FILTER (WHERE f.status = 'completed') AS distinct_customers,
-           count(*) FILTER (WHERE f.status = 'cancelled') AS cancelled,
-           count(*) FILTER (WHERE f.status = 'refunded') AS refunded,
-           count(*) AS transactions
-    FROM processed.fact_sales f
-    LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
-    WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM affected_dates)
-    GROUP BY f.date_key) k
-JOIN processed.dim_date d ON d.date_key = k.date_key
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in FACT_COLUMNS)}, batch_id = EXCLUDED.batch_id, loaded_at = now()
+WHERE ({", ".join(f"f.{c}" for c in FACT_COLUMNS)})
+    IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in FACT_COLUMNS)})
+  AND coalesce({RECEIVED.format("EXCLUDED.batch_id")} >= {RECEIVED.format("f.batch_id")}, true)
 """
 
 
-async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> tuple[int, int]:
-    """Dimensions, facts and daily analytics for one sales batch; returns (facts upserted, dates refreshed)."""
+@dataclass(frozen=True)
+class LoadResult:
+    facts: int  # facts inserted or updated (a dimension load: facts re-bound to another version)
+    dates: int  # dates whose analytics were refreshed
+    versions: int = 0  # dimension versions inserted or whose attributes changed
+    removed: int = 0  # dimension versions merged away
+
+
+async def lock(conn: AsyncConnection, *datasets: str) -> None:
+    for dataset in sorted(datasets, key=list(LOCK_KEYS).index):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEYS[dataset]})
+
+
+async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> LoadResult:
+    """dim_date, inferred members, facts and the analytics of the dates they are on, for one sales batch."""
     params = {"batch_id": batch_id}
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WAREHOUSE_LOCK_KEY})
+    await lock(conn, "customers", "products", "sales")
+    await analytics.prepare(conn)
     await conn.execute(text(AFFECTED_DATES), params)
+    await conn.execute(text(TOUCHED_CUSTOMERS), params)
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
     facts = (await conn.execute(text(UPSERT_FACTS), params)).rowcount
-    await conn.execute(text(CLEAR_DAILY_SALES))
-    await conn.execute(text(REFRESH_DAILY_SALES), params)
-    dates = (await conn.execute(text("SELECT count(*) FROM affected_dates"))).scalar_one()
-    return int(facts), int(dates)
+    await analytics.refresh_customer_summary(conn, batch_id)
+    await conn.execute(text("DROP TABLE touched_customers"))
+    dates = await analytics.refresh(conn, batch_id)
+    return LoadResult(facts=int(facts), dates=dates)
+
+
+async def load_dimension(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID) -> LoadResult:
+    """SCD2 merge of one customers or products batch, facts re-bound, analytics of the dates that moved."""
+    await lock(conn, dataset, "sales")
+    await analytics.prepare(conn)
+    merged = await dimensions.merge(conn, dataset, batch_id)
+    dates = await analytics.refresh(conn, batch_id)
+    return LoadResult(
+        facts=merged.facts_rebound, dates=dates, versions=merged.versions_written, removed=merged.versions_removed
+    )
+
+
+async def load(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID) -> LoadResult:
+    if dataset == "sales":
+        return await load_sales(conn, batch_id)
+    return await load_dimension(conn, dataset, batch_id)

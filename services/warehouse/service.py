@@ -18,12 +18,18 @@ log = get_logger(__name__)
 async def load_batch(resources: Resources[WarehouseSettings], event: BatchValidated) -> None:
     async def work(conn: AsyncConnection, batch: BatchRow) -> list[Event]:
         dataset = Dataset(batch.dataset)
-        if dataset is not Dataset.sales:
-            raise NotImplementedError(f"the warehouse load for {dataset.value} is not built yet")
-        facts, dates = await repository.load_sales(conn, batch.batch_id)
-        loaded = BatchLoaded(batch_id=batch.batch_id, dataset=dataset, facts_upserted=facts, dates_refreshed=dates)
+        result = await repository.load(conn, dataset.value, batch.batch_id)
+        loaded = BatchLoaded(
+            batch_id=batch.batch_id, dataset=dataset, facts_upserted=result.facts, dates_refreshed=result.dates
+        )
         await record_event(conn, loaded, stage="warehouse")
-        log.info("warehouse.loaded", facts=facts, dates=dates)
+        log.info(
+            "warehouse.loaded",
+            facts=result.facts,
+            dates=result.dates,
+            versions=result.versions,
+            versions_removed=result.removed,
+        )
         return [loaded]
 
     await run_stage(
