@@ -4,6 +4,8 @@ Every few seconds it (1) publishes outbox events that were committed but never p
 publisher died between commit and publish) and (2) re-publishes the latest event of a batch that has
 made no progress for a while although nothing is working on it (Redis lost the queued message).
 Consumers are idempotent on (batch_id, stage), so a re-published event never runs a stage twice.
+Every ``freshness_interval_seconds`` it also evaluates the datasets' freshness SLAs (shared/freshness.py),
+so a dataset that stops arriving is noticed without a batch arriving.
 
 Run: ``python -m shared.reconciler``.
 """
@@ -15,6 +17,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -24,7 +27,9 @@ from shared.batches import publish_committed, unpublished_events
 from shared.bus import EventBus
 from shared.db import create_engine
 from shared.events import Event, parse_event
+from shared.freshness import evaluate_and_store
 from shared.logs import configure_logging, get_logger
+from shared.quality_config import load_quality_config
 from shared.settings import PlatformSettings
 
 log = get_logger(__name__)
@@ -36,6 +41,8 @@ class ReconcilerSettings(PlatformSettings):
     reconcile_unpublished_after_seconds: float = 10.0
     # A batch with no progress for this long, and no stage running, lost its message.
     reconcile_stuck_after_seconds: float = 120.0
+    # Seconds between evaluations of the freshness SLAs of the quality config.
+    freshness_interval_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,19 @@ async def reconcile_once(engine: AsyncEngine, bus: EventBus, settings: Reconcile
 async def run(settings: ReconcilerSettings, stop: asyncio.Event) -> None:
     engine = create_engine(settings)
     bus = EventBus(settings)
+    freshness_due = 0.0
     try:
         while not stop.is_set():
             try:
                 await reconcile_once(engine, bus, settings)
             except Exception:
                 log.exception("reconcile.error")
+            if time.monotonic() >= freshness_due:
+                freshness_due = time.monotonic() + settings.freshness_interval_seconds
+                try:
+                    await evaluate_and_store(engine, load_quality_config(settings.quality_config))
+                except Exception:
+                    log.exception("freshness.error")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=settings.reconcile_interval_seconds)
     finally:

@@ -46,6 +46,10 @@ class PlatformSettings(BaseSettings):
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 
+    # The declarative quality checks and freshness SLAs (shared/quality_config.py), read by the quality
+    # worker for every batch, by the API and by the reconciler's freshness evaluation.
+    quality_config: Path = PROJECT_ROOT / "services" / "quality" / "checks.toml"
+
     # Named points where a process dies or hangs, for fault tests (e.g. ["ingest.after_commit",
     # "transform.before_commit:hang"]); see shared/failpoints.py.
     failpoints: list[str] = []

@@ -173,6 +173,8 @@ class Platform:
     settings: PlatformSettings
     run_dir: Path
     stack: Stack
+    # The quality config the quality worker, API and reconciler read: a copy a test may edit (and restores).
+    quality_config: Path
 
     def pid(self, process: str) -> int:
         """The PID (and process group) of one of the platform's processes, e.g. ``transform-worker``."""
@@ -201,6 +203,8 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
     from shared.devstack import DevstackSettings, Stack
 
     run_dir = tmp_path_factory.mktemp("run")
+    quality_config = run_dir / "checks.toml"
+    quality_config.write_bytes(PlatformSettings().quality_config.read_bytes())
     ports = {"SDP_INGEST_PORT": free_port(), "SDP_API_PORT": free_port(), "SDP_FLOWER_PORT": free_port()}
     env = {
         **test_env,
@@ -211,6 +215,8 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
         "SDP_RECONCILE_INTERVAL_SECONDS": "1",
         "SDP_RECONCILE_UNPUBLISHED_AFTER_SECONDS": "2",
         "SDP_RECONCILE_STUCK_AFTER_SECONDS": "10",
+        "SDP_FRESHNESS_INTERVAL_SECONDS": "1",
+        "SDP_QUALITY_CONFIG": str(quality_config),
     }
     dev_settings = settings_from(
         env,
@@ -231,6 +237,7 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
             settings=settings_from(test_env),
             run_dir=run_dir,
             stack=stack,
+            quality_config=quality_config,
         )
     finally:
         stack.down()

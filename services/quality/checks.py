@@ -1,7 +1,9 @@
-"""Quality checks: each one set-based SQL over a batch's rows, returning an observed value.
+"""Quality checks: each one set-based SQL over a batch's rows, returning an observed value and a status.
 
-The check list is code for now; the declarative, versioned configuration comes with the quality
-service's own issue. Every result is stored with the version of the check list that produced it.
+What runs comes from the declarative config (shared/quality_config.py): every check type has one function
+here. Column names reach the SQL only after the config has matched them against the dataset's contract;
+every value (accepted values, bounds, patterns, tolerances) is a bound parameter. A sample of failing keys
+is read only when something failed, with a LIMIT, so a clean batch costs one scan per check.
 """
 
 from __future__ import annotations
@@ -9,20 +11,48 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.datasets import CONTRACTS, Dataset
+from shared.quality_config import (
+    AcceptedValuesCheck,
+    Check,
+    ExpressionCheck,
+    FreshnessCheck,
+    NotNullCheck,
+    RangeCheck,
+    ReferentialCheck,
+    RegexCheck,
+    RejectRateCheck,
+    RowCountChangeCheck,
+    RowCountCheck,
+    SchemaCheck,
+    Severity,
+    Threshold,
+    UniqueCheck,
+    split_rule,
+)
 
-CONFIG_VERSION = "builtin-1"
 SAMPLE_SIZE = 10
 
-Severity = Literal["warn", "error"]
 Status = Literal["pass", "warn", "fail"]
+
+# The PostgreSQL type each contract type is staged as (information_schema.columns.data_type).
+STAGED_TYPES = {
+    "text": "text",
+    "boolean": "boolean",
+    "integer": "integer",
+    "numeric(12,2)": "numeric",
+    "timestamptz": "timestamp with time zone",
+}
+# What a range bound is cast to before it is compared with a column of the contract type.
+BOUND_TYPES = {"integer": "numeric", "numeric(12,2)": "numeric", "timestamptz": "timestamptz"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +72,7 @@ class BatchFacts:
     batch_id: uuid.UUID
     dataset: Dataset
     header: list[str]
+    schema_drift: list[str] = field(default_factory=list)
 
 
 def _status(failed: bool, severity: Severity) -> Status:
@@ -50,63 +81,246 @@ def _status(failed: bool, severity: Severity) -> Status:
     return "fail" if severity == "error" else "warn"
 
 
-def required_columns(facts: BatchFacts) -> CheckResult:
-    missing = CONTRACTS[facts.dataset].missing_columns(facts.header)
-    missing_required = [c for c in missing if c in CONTRACTS[facts.dataset].required]
+def _share(failing: int, total: int) -> str:
+    return f"{failing}/{total} ({failing / total:.4%})" if total else f"{failing}/0"
+
+
+def _key_text(dataset: Dataset, layer: str) -> str:
+    """How a failing row is named in a sample: its key in staging, its file line in raw."""
+    return "'line ' || source_line" if layer == "raw" else CONTRACTS[dataset].key
+
+
+async def _predicate(
+    conn: AsyncConnection,
+    facts: BatchFacts,
+    *,
+    layer: str,
+    failing_sql: str,
+    params: dict[str, Any],
+) -> tuple[int, int, list[str]]:
+    """Rows of the batch in ``layer``, how many satisfy ``failing_sql``, and a sample of their keys."""
+    table = f"{layer}.{facts.dataset.value}"
+    bound = {"batch_id": facts.batch_id, **params}
+    total, failing = (
+        await conn.execute(
+            text(f"SELECT count(*), count(*) FILTER (WHERE {failing_sql}) FROM {table} WHERE batch_id = :batch_id"),
+            bound,
+        )
+    ).one()
+    sample: list[str] = []
+    if failing:
+        rows = await conn.execute(
+            text(
+                f"""SELECT {_key_text(facts.dataset, layer)} FROM {table}
+                    WHERE batch_id = :batch_id AND ({failing_sql}) ORDER BY source_line LIMIT {SAMPLE_SIZE}"""
+            ),
+            bound,
+        )
+        sample = [str(r[0]) for r in rows]
+    return int(total), int(failing), sample
+
+
+def _judged(
+    check: Check, *, failing: int, total: int, threshold: Threshold, sample: list[str], what: str
+) -> CheckResult:
     return CheckResult(
-        check_name="schema.required_columns",
-        check_type="schema",
-        severity="error",
-        status=_status(bool(missing_required), "error"),
+        check_name=check.name,
+        check_type=check.type,
+        severity=check.severity,
+        status=_status(threshold.exceeded(failing, total), check.severity),
+        observed=f"{_share(failing, total)} {what}",
+        threshold=str(threshold),
+        failing_sample=sample,
+    )
+
+
+async def schema(conn: AsyncConnection, facts: BatchFacts, check: SchemaCheck) -> CheckResult:
+    contract = CONTRACTS[facts.dataset]
+    missing = contract.missing_columns(facts.header)
+    missing_required = [c for c in missing if c in contract.required]
+    rows = await conn.execute(
+        text(
+            """SELECT column_name, data_type FROM information_schema.columns
+               WHERE table_schema = 'staging' AND table_name = :table"""
+        ),
+        {"table": facts.dataset.value},
+    )
+    staged = {r[0]: r[1] for r in rows}
+    wrong_types = [
+        f"{c.name}: {staged.get(c.name, 'absent')}, not {STAGED_TYPES[c.type]}"
+        for c in contract.columns
+        if staged.get(c.name) != STAGED_TYPES[c.type]
+    ]
+    failing = missing_required + (missing if check.require_all else []) + wrong_types
+    if check.fail_on_drift:
+        failing += facts.schema_drift
+    failing = list(dict.fromkeys(failing))
+    return CheckResult(
+        check_name=check.name,
+        check_type=check.type,
+        severity=check.severity,
+        status=_status(bool(failing), check.severity),
         observed=json.dumps(
             {
                 "missing_required": missing_required,
                 "missing_optional": [c for c in missing if c not in missing_required],
+                "wrong_types": wrong_types,
+                "drift": facts.schema_drift,
             }
         ),
-        threshold="all required columns present",
-        failing_sample=missing_required,
+        threshold=(
+            ("every contract column" if check.require_all else "all required columns")
+            + " present with the contract's types"
+            + ("; no extra columns" if check.fail_on_drift else "; extra columns reported as drift")
+        ),
+        failing_sample=failing[:SAMPLE_SIZE],
     )
 
 
-async def not_null(
-    conn: AsyncConnection,
-    facts: BatchFacts,
-    *,
-    column: str,
-    layer: Literal["raw", "staging"],
-    severity: Severity,
-    max_fraction: float,
-) -> CheckResult:
-    """Share of the batch's rows in ``layer`` where ``column`` is null (raw: null or blank)."""
-    if column not in CONTRACTS[facts.dataset].column_names:
-        raise ValueError(f"{column} is not a column of {facts.dataset.value}")
-    table = f"{layer}.{facts.dataset.value}"
-    is_null = f"nullif(btrim({column}), '') IS NULL" if layer == "raw" else f"{column} IS NULL"
-    row = (
+async def not_null(conn: AsyncConnection, facts: BatchFacts, check: NotNullCheck) -> CheckResult:
+    """Raw values are text as read: blank counts as null there."""
+    column = check.column
+    is_null = f"nullif(btrim({column}), '') IS NULL" if check.layer == "raw" else f"{column} IS NULL"
+    total, failing, sample = await _predicate(conn, facts, layer=check.layer, failing_sql=is_null, params={})
+    return _judged(check, failing=failing, total=total, threshold=check.max_failing, sample=sample, what="null")
+
+
+async def unique(conn: AsyncConnection, facts: BatchFacts, check: UniqueCheck) -> CheckResult:
+    columns = ", ".join(check.columns_)
+    table = f"staging.{facts.dataset.value}"
+    total, failing = (
         await conn.execute(
             text(
-                f"""SELECT count(*) AS total, count(*) FILTER (WHERE {is_null}) AS nulls,
-                           (array_agg(source_line ORDER BY source_line) FILTER (WHERE {is_null}))[1:{SAMPLE_SIZE}]
-                    FROM {table} WHERE batch_id = :batch_id"""
+                f"""SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE n > 1), 0)
+                    FROM (SELECT count(*) AS n FROM {table} WHERE batch_id = :batch_id GROUP BY {columns}) g"""
             ),
             {"batch_id": facts.batch_id},
         )
     ).one()
-    total, nulls, sample = int(row[0]), int(row[1]), row[2] or []
-    fraction = nulls / total if total else 0.0
-    return CheckResult(
-        check_name=f"not_null.{layer}.{column}",
-        check_type="not_null",
-        severity=severity,
-        status=_status(fraction > max_fraction, severity),
-        observed=f"{nulls}/{total} null ({fraction:.4%})",
-        threshold=f"<= {max_fraction:.2%}",
-        failing_sample=[f"line {line}" for line in sample],
+    sample: list[str] = []
+    if failing:
+        key = "concat_ws('|', " + ", ".join(f"CAST({c} AS text)" for c in check.columns_) + ")"
+        rows = await conn.execute(
+            text(
+                f"""SELECT {key} FROM {table} WHERE batch_id = :batch_id
+                    GROUP BY {columns} HAVING count(*) > 1 ORDER BY min(source_line) LIMIT {SAMPLE_SIZE}"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+        sample = [str(r[0]) for r in rows]
+    return _judged(
+        check,
+        failing=int(failing),
+        total=int(total),
+        threshold=check.max_failing,
+        sample=sample,
+        what=f"rows share their ({columns}) with another row",
     )
 
 
-async def reject_rate(conn: AsyncConnection, facts: BatchFacts, *, max_fraction: float) -> CheckResult:
+async def accepted_values(conn: AsyncConnection, facts: BatchFacts, check: AcceptedValuesCheck) -> CheckResult:
+    outside = f"{check.column} IS NOT NULL AND NOT (CAST({check.column} AS text) = ANY(CAST(:values AS text[])))"
+    total, failing, sample = await _predicate(
+        conn, facts, layer=check.layer, failing_sql=outside, params={"values": list(check.values)}
+    )
+    return _judged(
+        check, failing=failing, total=total, threshold=check.max_failing, sample=sample, what="outside the values"
+    )
+
+
+async def value_range(conn: AsyncConnection, facts: BatchFacts, check: RangeCheck) -> CheckResult:
+    bound_type = BOUND_TYPES[next(c.type for c in CONTRACTS[facts.dataset].columns if c.name == check.column)]
+    conditions, params = [], {}
+    if check.min is not None:
+        conditions.append(f"{check.column} < CAST(CAST(:min AS text) AS {bound_type})")
+        params["min"] = str(check.min)
+    if check.max is not None:
+        conditions.append(f"{check.column} > CAST(CAST(:max AS text) AS {bound_type})")
+        params["max"] = str(check.max)
+    total, failing, sample = await _predicate(
+        conn, facts, layer="staging", failing_sql=" OR ".join(conditions), params=params
+    )
+    bounds = f"[{'' if check.min is None else check.min}, {'' if check.max is None else check.max}]"
+    return _judged(
+        check,
+        failing=failing,
+        total=total,
+        threshold=check.max_failing,
+        sample=sample,
+        what=f"outside {bounds}",
+    )
+
+
+async def regex(conn: AsyncConnection, facts: BatchFacts, check: RegexCheck) -> CheckResult:
+    mismatch = f"{check.column} IS NOT NULL AND CAST({check.column} AS text) !~ :pattern"
+    total, failing, sample = await _predicate(
+        conn, facts, layer=check.layer, failing_sql=mismatch, params={"pattern": check.pattern}
+    )
+    return _judged(
+        check,
+        failing=failing,
+        total=total,
+        threshold=check.max_failing,
+        sample=sample,
+        what=f"not matching {check.pattern}",
+    )
+
+
+async def _staged_rows(conn: AsyncConnection, facts: BatchFacts) -> int:
+    return int(
+        (
+            await conn.execute(
+                text(f"SELECT count(*) FROM staging.{facts.dataset.value} WHERE batch_id = :batch_id"),
+                {"batch_id": facts.batch_id},
+            )
+        ).scalar_one()
+    )
+
+
+async def row_count(conn: AsyncConnection, facts: BatchFacts, check: RowCountCheck) -> CheckResult:
+    rows = await _staged_rows(conn, facts)
+    outside = (check.min is not None and rows < check.min) or (check.max is not None and rows > check.max)
+    return CheckResult(
+        check_name=check.name,
+        check_type=check.type,
+        severity=check.severity,
+        status=_status(outside, check.severity),
+        observed=f"{rows} rows staged",
+        threshold=f"[{'' if check.min is None else check.min}, {'' if check.max is None else check.max}] rows",
+    )
+
+
+async def row_count_change(conn: AsyncConnection, facts: BatchFacts, check: RowCountChangeCheck) -> CheckResult:
+    rows = await _staged_rows(conn, facts)
+    previous = (
+        await conn.execute(
+            text(
+                """SELECT p.batch_id, p.rows_valid FROM ops.batches p, ops.batches b
+                   WHERE b.batch_id = :batch_id AND p.dataset = b.dataset AND p.status = 'loaded'
+                     AND p.received_at < b.received_at
+                   ORDER BY p.received_at DESC LIMIT 1"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+    ).one_or_none()
+    threshold = f"<= {check.max_change.value:g}% change vs. the previous loaded batch"
+    if previous is None or previous[1] is None:
+        return CheckResult(
+            check.name, check.type, check.severity, "pass", f"{rows} rows; no previous loaded batch", threshold
+        )
+    before = int(previous[1])
+    change = abs(rows - before) * 100 / before if before else (0.0 if rows == 0 else float("inf"))
+    return CheckResult(
+        check_name=check.name,
+        check_type=check.type,
+        severity=check.severity,
+        status=_status(change > check.max_change.value, check.severity),
+        observed=f"{rows} rows vs. {before} in batch {previous[0]} ({change:+.2f}%)".replace("+", ""),
+        threshold=threshold,
+    )
+
+
+async def reject_rate(conn: AsyncConnection, facts: BatchFacts, check: RejectRateCheck) -> CheckResult:
     row = (
         await conn.execute(
             text("SELECT rows_in, rows_rejected FROM ops.batches WHERE batch_id = :batch_id"),
@@ -114,32 +328,149 @@ async def reject_rate(conn: AsyncConnection, facts: BatchFacts, *, max_fraction:
         )
     ).one()
     rows_in, rejected = int(row[0] or 0), int(row[1] or 0)
-    fraction = rejected / rows_in if rows_in else 0.0
-    return CheckResult(
-        check_name="rows.reject_rate",
-        check_type="row_count",
-        severity="error",
-        status=_status(fraction > max_fraction, "error"),
-        observed=f"{rejected}/{rows_in} rejected ({fraction:.4%})",
-        threshold=f"<= {max_fraction:.2%}",
+    sample: list[str] = []
+    if check.max_failing.exceeded(rejected, rows_in):
+        lines = await conn.execute(
+            text(
+                f"""SELECT source_line FROM staging.{facts.dataset.value}_rejects WHERE batch_id = :batch_id
+                    ORDER BY source_line LIMIT {SAMPLE_SIZE}"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+        sample = [f"line {r[0]}" for r in lines]
+    return _judged(check, failing=rejected, total=rows_in, threshold=check.max_failing, sample=sample, what="rejected")
+
+
+def _sql_side(side: str) -> str:
+    """A rule's side as SQL: validated to be columns, numbers and arithmetic only (split_rule)."""
+    return f"({side})"
+
+
+async def expression(conn: AsyncConnection, facts: BatchFacts, check: ExpressionCheck) -> CheckResult:
+    lhs, comparator, rhs = split_rule(check.rule)
+    left, right = _sql_side(lhs), _sql_side(rhs)
+    holds = {
+        "=": f"abs({left} - {right}) <= :tolerance",
+        "<": f"{left} < {right} + :tolerance",
+        "<=": f"{left} <= {right} + :tolerance",
+        ">": f"{left} + :tolerance > {right}",
+        ">=": f"{left} + :tolerance >= {right}",
+    }[comparator]
+    # NOT (NULL) is NULL, so a row with a null operand is neither counted failing nor passing.
+    total, failing, sample = await _predicate(
+        conn, facts, layer="staging", failing_sql=f"NOT ({holds})", params={"tolerance": check.tolerance}
+    )
+    return _judged(
+        check,
+        failing=failing,
+        total=total,
+        threshold=check.max_failing,
+        sample=sample,
+        what=f"break {check.rule} (tolerance {check.tolerance})",
     )
 
 
-async def run_checks(conn: AsyncConnection, facts: BatchFacts) -> list[CheckResult]:
-    contract = CONTRACTS[facts.dataset]
-    checks: list[Coroutine[Any, Any, CheckResult]] = [
-        not_null(conn, facts, column=column, layer="raw", severity="error", max_fraction=0.05)
-        for column in contract.required
-    ]
-    if facts.dataset is Dataset.sales:
-        checks += [
-            not_null(conn, facts, column=column, layer="staging", severity="warn", max_fraction=0.0)
-            for column in ("customer_id", "product_id")
-        ]
-    checks.append(reject_rate(conn, facts, max_fraction=0.10))
-    results = [required_columns(facts)]
-    for check in checks:
-        started = time.perf_counter()
-        result = await check
-        results.append(replace(result, duration_ms=round((time.perf_counter() - started) * 1000, 3)))
-    return results
+def _known_keys(references: Dataset) -> str:
+    """Keys a sale may name: current, non-inferred dimension members and staged rows of accepted batches."""
+    key = CONTRACTS[references].key
+    return f"""SELECT {key} AS k FROM processed.dim_{references.value} WHERE is_current AND NOT is_inferred
+               UNION
+               SELECT s.{key} FROM staging.{references.value} s
+               JOIN ops.batches b ON b.batch_id = s.batch_id AND b.status IN ('validated', 'loaded')"""
+
+
+async def referential(conn: AsyncConnection, facts: BatchFacts, check: ReferentialCheck) -> CheckResult:
+    column = check.column
+    table = f"staging.{facts.dataset.value}"
+    with_key, unknown, unknown_keys = (
+        await conn.execute(
+            text(
+                f"""WITH known AS ({_known_keys(check.references)})
+                    SELECT count(*) FILTER (WHERE s.{column} IS NOT NULL),
+                           count(*) FILTER (WHERE s.{column} IS NOT NULL AND known.k IS NULL),
+                           count(DISTINCT s.{column}) FILTER (WHERE s.{column} IS NOT NULL AND known.k IS NULL)
+                    FROM {table} s LEFT JOIN known ON known.k = s.{column}
+                    WHERE s.batch_id = :batch_id"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+    ).one()
+    with_key, unknown, unknown_keys = int(with_key), int(unknown), int(unknown_keys)
+    sample: list[str] = []
+    if unknown:
+        rows = await conn.execute(
+            text(
+                f"""WITH known AS ({_known_keys(check.references)})
+                    SELECT DISTINCT s.{column} FROM {table} s
+                    WHERE s.batch_id = :batch_id AND s.{column} IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM known WHERE known.k = s.{column})
+                    ORDER BY 1 LIMIT {SAMPLE_SIZE}"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+        sample = [str(r[0]) for r in rows]
+    observed = f"{_share(unknown, with_key)} rows name an unknown {check.references.value} ({unknown_keys} keys)"
+    if check.unknown == "infer":
+        return CheckResult(
+            check_name=check.name,
+            check_type=check.type,
+            severity=check.severity,
+            status="pass",
+            observed=observed + "; inferred members are created for them",
+            threshold="unknown keys are inferred",
+            failing_sample=sample,
+        )
+    judged = _judged(check, failing=unknown, total=with_key, threshold=check.max_failing, sample=sample, what="")
+    return replace(judged, observed=observed)
+
+
+async def freshness(conn: AsyncConnection, facts: BatchFacts, check: FreshnessCheck) -> CheckResult:
+    newest, lag = (
+        await conn.execute(
+            text(
+                f"""SELECT max({check.column}), extract(epoch FROM clock_timestamp() - max({check.column}))
+                    FROM staging.{facts.dataset.value} WHERE batch_id = :batch_id"""
+            ),
+            {"batch_id": facts.batch_id},
+        )
+    ).one()
+    threshold = f"newest {check.column} <= {check.max_lag:g} s old"
+    if newest is None:
+        return CheckResult(check.name, check.type, check.severity, "pass", "no rows", threshold)
+    assert isinstance(newest, datetime)
+    return CheckResult(
+        check_name=check.name,
+        check_type=check.type,
+        severity=check.severity,
+        status=_status(float(lag) > check.max_lag, check.severity),
+        observed=f"newest {check.column} {newest.isoformat()}, {float(lag):.0f} s old",
+        threshold=threshold,
+    )
+
+
+CheckFunction = Callable[[AsyncConnection, BatchFacts, Any], Awaitable[CheckResult]]
+RUNNERS: dict[str, CheckFunction] = {
+    "schema": schema,
+    "not_null": not_null,
+    "unique": unique,
+    "accepted_values": accepted_values,
+    "range": value_range,
+    "regex": regex,
+    "row_count": row_count,
+    "row_count_change": row_count_change,
+    "reject_rate": reject_rate,
+    "expression": expression,
+    "referential": referential,
+    "freshness": freshness,
+}
+
+
+async def run_check(conn: AsyncConnection, facts: BatchFacts, check: Check) -> CheckResult:
+    started = time.perf_counter()
+    result = await RUNNERS[check.type](conn, facts, check)
+    return replace(result, duration_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+async def run_checks(conn: AsyncConnection, facts: BatchFacts, checks: list[Check]) -> list[CheckResult]:
+    """Every check in order, one statement at a time on the stage's connection (one transaction)."""
+    return [await run_check(conn, facts, check) for check in checks]
