@@ -2,27 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Body, FastAPI, Query, Request
 from sqlalchemy import text
 
-from services.api import repository
-from services.api.schemas import BatchListOut, BatchOut, DailyKpisOut
+from services.api import admin, repository
+from services.api.schemas import (
+    AdminActionIn,
+    AdminActionOut,
+    BatchListOut,
+    BatchOut,
+    DailyKpisOut,
+    PipelineStatusOut,
+    QualityChecksOut,
+)
 from services.api.settings import ApiSettings
+from shared.bus import SERVICES, EventBus
 from shared.db import create_engine
-from shared.http import ApiError, BatchReader, KpiReader, engine_of, install_error_handlers, install_metrics
-from shared.logs import configure_logging
+from shared.http import Admin, ApiError, BatchReader, KpiReader, engine_of, install_error_handlers, install_metrics
+from shared.logs import configure_logging, get_logger
+from shared.quality_config import CHECK_TYPES, LoadedConfig, load_quality_config
+
+log = get_logger(__name__)
 
 MAX_RANGE_DAYS = 3660
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.pop(k) for k in ("rows_in", "rows_valid", "rows_rejected", "rows_duplicate")}
+
+
+# Kombu's Redis transport keeps a queue's messages of priority 0 under the queue's name and the other
+# priority steps under the name plus this separator and the step.
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
+
+
+def _quality_config(settings: ApiSettings) -> LoadedConfig:
+    try:
+        return load_quality_config(settings.quality_config)
+    except (OSError, ValueError) as exc:
+        raise ApiError(503, "quality_config_invalid", f"the quality config cannot be read: {exc}") from exc
+
+
+def _queue_lengths(bus: EventBus, settings: ApiSettings) -> list[dict[str, Any]]:
+    queues = [(service, settings.queue(service)) for service in SERVICES]
+    try:
+        with bus.redis.pipeline(transaction=False) as pipe:
+            for _, queue in queues:
+                pipe.llen(queue)
+                for step in KOMBU_PRIORITY_STEPS:
+                    pipe.llen(f"{queue}{KOMBU_PRIORITY_SEP}{step}")
+            lengths = pipe.execute()
+    except Exception as exc:
+        log.warning("pipeline.queues_unreachable", error=str(exc))
+        return [{"service": service, "queue": queue, "length": None} for service, queue in queues]
+    per_queue = 1 + len(KOMBU_PRIORITY_STEPS)
+    return [
+        {"service": service, "queue": queue, "length": sum(lengths[i * per_queue : (i + 1) * per_queue])}
+        for i, (service, queue) in enumerate(queues)
+    ]
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -32,7 +77,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
+        # Admin actions publish the events they record; the pipeline status reads queue lengths.
+        app.state.bus = EventBus(settings)
         yield
+        app.state.bus.close()
         await app.state.engine.dispose()
 
     app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan)
@@ -72,7 +120,62 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
             stages = await repository.batch_stages(conn, batch_id)
             quality = await repository.quality_results(conn, batch_id)
-        return {**row, "counts": _counts(row), "stages": stages, "quality": quality}
+            config = await repository.quality_config_of(conn, batch_id, row["dataset"])
+        return {**row, "counts": _counts(row), "stages": stages, "quality": quality, "quality_config": config}
+
+    @app.post("/v1/batches/{batch_id}/release", response_model=AdminActionOut)
+    async def release_batch(
+        batch_id: uuid.UUID, request: Request, principal: Admin, body: Annotated[AdminActionIn | None, Body()] = None
+    ) -> Any:
+        """Load a quarantined batch anyway: it goes on as validated, its failed checks kept as warnings (audited)."""
+        return await admin.release(
+            engine_of(request),
+            request.app.state.bus,
+            batch_id=batch_id,
+            principal=principal,
+            reason=body.reason if body else "",
+        )
+
+    @app.post("/v1/batches/{batch_id}/rerun-quality", response_model=AdminActionOut, status_code=202)
+    async def rerun_quality(
+        batch_id: uuid.UUID, request: Request, principal: Admin, body: Annotated[AdminActionIn | None, Body()] = None
+    ) -> Any:
+        """Check a quarantined batch again with the quality config in effect now (audited)."""
+        return await admin.rerun_quality(
+            engine_of(request),
+            request.app.state.bus,
+            batch_id=batch_id,
+            principal=principal,
+            reason=body.reason if body else "",
+        )
+
+    @app.get("/v1/quality/checks", response_model=QualityChecksOut)
+    async def quality_checks(_: BatchReader) -> Any:
+        loaded = _quality_config(settings)
+        document = loaded.config.model_dump(mode="json", by_alias=True)
+        return {
+            "version": loaded.version,
+            "declared_version": loaded.config.version,
+            "check_types": list(CHECK_TYPES),
+            "datasets": document["datasets"],
+        }
+
+    @app.get("/v1/pipeline/status", response_model=PipelineStatusOut)
+    async def pipeline_status(request: Request, _: BatchReader) -> Any:
+        async with engine_of(request).connect() as conn:
+            freshness = await repository.freshness(conn)
+            by_status = await repository.batches_by_status(conn)
+        queues = await asyncio.to_thread(_queue_lengths, request.app.state.bus, settings)
+        try:
+            version: str | None = load_quality_config(settings.quality_config).version
+        except (OSError, ValueError):
+            version = None
+        return {
+            "freshness": freshness,
+            "queues": queues,
+            "batches_by_status": by_status,
+            "quality_config_version": version,
+        }
 
     @app.get("/v1/kpis/daily", response_model=DailyKpisOut)
     async def daily_kpis(

@@ -71,3 +71,42 @@ async def daily_kpis(conn: AsyncConnection, *, start: date, end: date) -> list[d
         {"start": start, "end": end},
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def quality_config_of(conn: AsyncConnection, batch_id: uuid.UUID, dataset: str) -> dict[str, Any] | None:
+    """The config version the batch's results were produced by, with that version's rules for its dataset."""
+    row = (
+        await conn.execute(
+            text(
+                """SELECT c.config_version, c.declared_version, c.document -> 'datasets' -> :dataset AS spec
+                   FROM ops.quality_results r JOIN ops.quality_configs c USING (config_version)
+                   WHERE r.batch_id = :id ORDER BY r.result_id DESC LIMIT 1"""
+            ),
+            {"id": batch_id, "dataset": dataset},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    spec = row.spec or {}
+    return {
+        "version": row.config_version,
+        "declared_version": row.declared_version,
+        "checks": spec.get("checks", []),
+        "freshness": spec.get("freshness"),
+    }
+
+
+async def freshness(conn: AsyncConnection) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        text(
+            """SELECT dataset, status, severity, evaluated_at, config_version, last_loaded_at, max_event_ts,
+                      load_lag_seconds, event_lag_seconds, max_load_lag_seconds, max_event_lag_seconds, breaches
+               FROM ops.freshness ORDER BY dataset"""
+        )
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def batches_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(text("SELECT status, count(*) FROM ops.batches GROUP BY status"))
+    return {r[0]: int(r[1]) for r in rows}

@@ -49,6 +49,13 @@ class QualityResultOut(Schema):
     config_version: str
 
 
+class QualityConfigInEffectOut(Schema):
+    version: str
+    declared_version: str
+    checks: list[dict[str, Any]]
+    freshness: dict[str, Any] | None
+
+
 class BatchOut(Schema):
     batch_id: uuid.UUID
     dataset: str
@@ -62,6 +69,9 @@ class BatchOut(Schema):
     counts: RowCountsOut
     stages: list[StageOut]
     quality: list[QualityResultOut]
+    quality_config: QualityConfigInEffectOut | None = Field(
+        description="The quality config version the results come from, with its rules for the batch's dataset"
+    )
     error: str | None
 
 
@@ -95,3 +105,55 @@ class DailyKpisOut(Schema):
     from_: date = Field(alias="from", serialization_alias="from")
     to: date
     days: list[DayKpisOut]
+
+
+class DatasetChecksOut(Schema):
+    checks: list[dict[str, Any]]
+    freshness: dict[str, Any] | None
+
+
+class QualityChecksOut(Schema):
+    version: str = Field(description="The file's declared version + a hash of its content, as results record it")
+    declared_version: str
+    check_types: list[str]
+    datasets: dict[str, DatasetChecksOut]
+
+
+class AdminActionIn(Schema):
+    reason: str = Field(default="", max_length=2000)
+
+
+class AdminActionOut(Schema):
+    batch_id: uuid.UUID
+    action: Literal["release", "rerun-quality"]
+    status: BatchStatus
+    event_id: uuid.UUID
+    audit_id: int
+
+
+class FreshnessOut(Schema):
+    dataset: str
+    status: Literal["fresh", "warn", "fail", "no_data"]
+    severity: Literal["warn", "error"]
+    evaluated_at: datetime
+    config_version: str
+    last_loaded_at: datetime | None
+    max_event_ts: datetime | None
+    load_lag_seconds: float | None
+    event_lag_seconds: float | None
+    max_load_lag_seconds: float | None
+    max_event_lag_seconds: float | None
+    breaches: list[str]
+
+
+class QueueOut(Schema):
+    service: str
+    queue: str
+    length: int | None = Field(description="Messages waiting; null when the broker cannot be reached")
+
+
+class PipelineStatusOut(Schema):
+    freshness: list[FreshnessOut]
+    queues: list[QueueOut]
+    batches_by_status: dict[str, int]
+    quality_config_version: str | None

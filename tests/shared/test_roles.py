@@ -31,8 +31,17 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "sdp_quality": (
-        ["SELECT count(*) FROM raw.sales", "DELETE FROM ops.quality_results WHERE false"],
-        ["DELETE FROM staging.sales WHERE false", "UPDATE processed.fact_sales SET status = status WHERE false"],
+        [
+            "SELECT count(*) FROM raw.sales",
+            "DELETE FROM ops.quality_results WHERE false",
+            "SELECT count(*) FROM processed.dim_customers",
+            "INSERT INTO ops.quality_configs (config_version, declared_version, document) VALUES ('r', 'r', '{}')",
+        ],
+        [
+            "DELETE FROM staging.sales WHERE false",
+            "UPDATE processed.fact_sales SET status = status WHERE false",
+            "INSERT INTO ops.audit_log (actor, action) VALUES ('r', 'r')",
+        ],
     ),
     "sdp_warehouse": (
         [
@@ -44,11 +53,30 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["INSERT INTO raw.sales (batch_id, source_line) VALUES (gen_random_uuid(), 2)", "DELETE FROM ops.batches"],
     ),
     "sdp_api": (
-        ["SELECT count(*) FROM analytics.daily_sales", "SELECT count(*) FROM ops.quality_results"],
-        [BATCH, "SELECT count(*) FROM raw.sales", "DELETE FROM analytics.daily_sales"],
+        [
+            "SELECT count(*) FROM analytics.daily_sales",
+            "SELECT count(*) FROM ops.quality_results",
+            # Release and re-run of quarantined batches: the batch moves, its event and audit entry are written.
+            "SELECT batch_id FROM ops.batches WHERE false FOR UPDATE",
+            "INSERT INTO ops.audit_log (actor, action) VALUES ('r', 'r')",
+            "UPDATE ops.batch_stages SET status = status WHERE false",
+            "SELECT count(*) FROM ops.freshness",
+            "SELECT count(*) FROM ops.quality_configs",
+        ],
+        [
+            BATCH,
+            "SELECT count(*) FROM raw.sales",
+            "DELETE FROM analytics.daily_sales",
+            "DELETE FROM ops.audit_log",
+            "DELETE FROM ops.quality_results WHERE false",
+        ],
     ),
     "sdp_reconciler": (
-        ["UPDATE ops.batch_events SET published_at = now() WHERE false"],
+        [
+            "UPDATE ops.batch_events SET published_at = now() WHERE false",
+            "INSERT INTO ops.freshness (dataset, evaluated_at, status, severity, config_version) "
+            "VALUES ('sales', now(), 'fresh', 'warn', 'r')",
+        ],
         [BATCH, "SELECT count(*) FROM staging.sales"],
     ),
 }
