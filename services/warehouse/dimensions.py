@@ -98,6 +98,7 @@ def _statements(d: Dimension) -> list[str]:
         CREATE TEMP TABLE scd_want ON COMMIT DROP AS
         SELECT p.id, p.updated_at AS valid_from,
                coalesce(lead(p.updated_at) OVER (PARTITION BY p.id ORDER BY p.updated_at), {OPEN_END}) AS valid_to,
+               row_number() OVER (PARTITION BY p.id ORDER BY p.updated_at) = 1 AS is_first,
                {cols}, NULL::bigint AS sk
         FROM (SELECT r.{key} AS id, r.updated_at, {d.cols("r")},
                      row_number() OVER w = 1 OR ({lag_row}) IS DISTINCT FROM ({d.cols("r")}) AS starts
@@ -118,8 +119,7 @@ def _statements(d: Dimension) -> list[str]:
         """UPDATE scd_want w SET sk = h.sk FROM scd_have h
            WHERE h.id = w.id AND h.valid_from = w.valid_from AND NOT h.is_inferred""",
         """UPDATE scd_want w SET sk = h.sk FROM scd_have h
-           WHERE h.id = w.id AND h.is_inferred
-             AND w.valid_from = (SELECT min(w2.valid_from) FROM scd_want w2 WHERE w2.id = w.id)""",
+           WHERE h.id = w.id AND h.is_inferred AND w.is_first""",
         "CREATE INDEX ON scd_want (sk)",
         "ANALYZE scd_want",
         # 5. The facts under those keys, to re-bind once the history is reconciled.

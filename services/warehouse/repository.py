@@ -73,12 +73,12 @@ WHERE s.batch_id = :batch_id AND s.product_id IS NOT NULL
 # keeps it): replaying a batch received before that one changes nothing.
 RECEIVED = "(SELECT b.received_at FROM ops.batches b WHERE b.batch_id = {})"
 # Point in time: the version whose [valid_from, valid_to) holds the sale; before the first version, the first
-# version (both lookups walk the (key, valid_from) index). A later record of a transaction replaces the earlier
-# one; an identical re-send rewrites nothing.
-BIND = """coalesce(
-    (SELECT d.{sk} FROM processed.{table} d WHERE d.{key} = s.{key} AND d.valid_from <= s.transaction_ts
-     ORDER BY d.valid_from DESC LIMIT 1),
-    (SELECT d.{sk} FROM processed.{table} d WHERE d.{key} = s.{key} ORDER BY d.valid_from LIMIT 1))"""
+# version, whose interval is stretched back to -infinity for the join. One hash join per dimension.
+BINDABLE = """(
+    SELECT {sk}, {key}, valid_to,
+           CASE WHEN lag(valid_from) OVER (PARTITION BY {key} ORDER BY valid_from) IS NULL
+                THEN '-infinity'::timestamptz ELSE valid_from END AS bind_from
+    FROM processed.{table})"""
 FACT_COLUMNS = (
     "transaction_ts",
     "date_key",
@@ -93,10 +93,12 @@ FACT_COLUMNS = (
 UPSERT_FACTS = f"""
 INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
 SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer,
-       {BIND.format(sk="customer_key", table="dim_customers", key="customer_id")},
-       {BIND.format(sk="product_key", table="dim_products", key="product_id")},
-       s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status, s.batch_id
+       c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status, s.batch_id
 FROM staging.sales s
+LEFT JOIN {BINDABLE.format(sk="customer_key", table="dim_customers", key="customer_id")} c
+    ON c.customer_id = s.customer_id AND s.transaction_ts >= c.bind_from AND s.transaction_ts < c.valid_to
+LEFT JOIN {BINDABLE.format(sk="product_key", table="dim_products", key="product_id")} p
+    ON p.product_id = s.product_id AND s.transaction_ts >= p.bind_from AND s.transaction_ts < p.valid_to
 WHERE s.batch_id = :batch_id
 ON CONFLICT (transaction_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in FACT_COLUMNS)}, batch_id = EXCLUDED.batch_id, loaded_at = now()
