@@ -43,6 +43,7 @@ test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
 
 bench: install  ## benchmarks; each prints its figures against a baseline measured in the same run
 	$(PY) -m bench.ingest_upload --size-mb $(or $(BENCH_INGEST_MB),1024)
+	$(PY) -m bench.warehouse_load
 
 clean: down
 	rm -rf .data .run

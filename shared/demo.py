@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from shared.devstack import DevstackSettings
 
 TERMINAL = {"loaded", "quarantined", "failed"}
-# Datasets the pipeline carries end to end today; the others are accepted once their stages exist.
-DEMO_DATASETS = ("sales",)
+# Dimensions first, so the sales bind to real customers and products rather than inferred ones.
+DEMO_DATASETS = ("customers", "products", "sales")
 
 
 def print_urls(settings: DevstackSettings) -> None:
