@@ -461,3 +461,39 @@ def test_the_shipped_config_is_valid_and_versioned_by_content(tmp_path: Path) ->
 def test_an_invalid_config_is_refused_with_the_reason(check: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         QualityConfig.model_validate({"version": "t", "datasets": {"sales": {"checks": [check]}}})
+
+
+def test_checks_sharing_a_scan_judge_as_they_do_alone(settings: PlatformSettings) -> None:
+    """run_checks fuses the row-by-row checks of a layer into one scan: same statuses, counts and samples."""
+    from services.quality.checks import run_checks
+
+    checks = [
+        {"name": "av", "type": "accepted_values", "column": "payment_method", "values": ["pix"]},
+        {"name": "rg", "type": "range", "column": "quantity", "min": 1, "max": 2},
+        {"name": "re", "type": "regex", "column": "transaction_id", "pattern": "^T-[0-2]$"},
+        {"name": "ex", "type": "expression", "rule": "total_amount = quantity * unit_price", "tolerance": 0},
+        {"name": "nn", "type": "not_null", "column": "customer_id", "severity": "warn"},
+        {"name": "rc", "type": "row_count", "min": 1},
+    ]
+    rows = [sale(0), sale(1, payment_method="cash", quantity=3, total_amount=30), sale(3, customer_id=None)]
+    setup = sales_batch(rows)
+
+    async def fused() -> list[CheckResult]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            facts = await setup(conn)
+        finally:
+            await conn.close()
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as sa_conn:
+                return await run_checks(sa_conn, facts, [CHECK.validate_python(c) for c in checks])
+        finally:
+            await engine.dispose()
+
+    together = asyncio.run(fused())
+    alone = [run(settings, sales_batch(rows), check) for check in checks]
+    assert [r.check_name for r in together] == [c["name"] for c in checks]
+    for a, b in zip(together, alone, strict=True):
+        assert (a.status, a.observed, a.failing_sample) == (b.status, b.observed, b.failing_sample)
+    assert [r.status for r in together] == ["fail", "fail", "fail", "pass", "warn", "pass"]
