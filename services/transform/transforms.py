@@ -21,6 +21,8 @@ key all stay, as the versions the warehouse's SCD2 load orders.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,26 +74,43 @@ class CleaningRules:
     total_tolerance: float = 0.01
 
 
-def with_source_lines(df: DataFrame, *, first_line: int = FIRST_DATA_LINE) -> DataFrame:
+POSITION_COLUMNS = ("_mid", "_pid")
+
+
+def tag_positions(df: DataFrame) -> DataFrame:
+    """Each row's place in the file as Spark reads it: its partition and an id rising inside the partition."""
+    return df.withColumn("_mid", F.monotonically_increasing_id()).withColumn("_pid", F.spark_partition_id())
+
+
+def partition_sizes(tagged: DataFrame) -> dict[int, int]:
+    """Rows per partition of a frame from :func:`tag_positions` (one small aggregation; cache ``tagged``
+    first, or the file is read once more)."""
+    return {row["_pid"]: row["count"] for row in tagged.groupBy("_pid").count().collect()}
+
+
+def number_lines(tagged: DataFrame, sizes: dict[int, int], *, first_line: int = FIRST_DATA_LINE) -> DataFrame:
     """Number rows by their position in the file, without moving them to one partition.
 
     The row's index inside its partition is recovered from monotonically_increasing_id(); each
-    partition's offset is the row count of the partitions before it (one small aggregation).
+    partition's offset is the row count of the partitions before it.
     """
-    tagged = df.withColumn("_mid", F.monotonically_increasing_id()).withColumn("_pid", F.spark_partition_id())
-    counts = sorted(tagged.groupBy("_pid").count().collect(), key=lambda row: row["_pid"])
-    offsets: dict[int, int] = {}
-    running = 0
-    for row in counts:
-        offsets[row["_pid"]] = running
-        running += row["count"]
     offset_expr: Column = F.lit(0)
-    for pid, offset in offsets.items():
-        offset_expr = F.when(F.col("_pid") == pid, F.lit(offset)).otherwise(offset_expr)
+    running = 0
+    for pid in sorted(sizes):
+        offset_expr = F.when(F.col("_pid") == pid, F.lit(running)).otherwise(offset_expr)
+        running += sizes[pid]
     index_in_partition = F.col("_mid") - F.shiftleft(F.col("_pid").cast("long"), PARTITION_SHIFT)
-    return tagged.withColumn(SOURCE_LINE, (offset_expr + index_in_partition + F.lit(first_line)).cast("long")).drop(
-        "_mid", "_pid"
+    line = (offset_expr + index_in_partition + F.lit(first_line)).cast("long")
+    return tagged.select(
+        line.alias(SOURCE_LINE),
+        *[F.col(f"`{c}`") for c in tagged.columns if c not in POSITION_COLUMNS and c != SOURCE_LINE],
     )
+
+
+def with_source_lines(df: DataFrame, *, first_line: int = FIRST_DATA_LINE) -> DataFrame:
+    """:func:`number_lines` in one call, for a frame read once more to count its partitions."""
+    tagged = tag_positions(df)
+    return number_lines(tagged, partition_sizes(tagged), first_line=first_line)
 
 
 def as_text(df: DataFrame) -> DataFrame:
@@ -131,18 +150,20 @@ def record_start_lines(lines: DataFrame, *, quoted: bool, first_line: int) -> Da
 
 def to_contract_text(df: DataFrame, dataset: Dataset) -> DataFrame:
     """The raw layer: the contract's columns as the text the file holds; a column the file lacks is null.
+    The row's position (source_line, or the columns of :func:`tag_positions`) comes along.
 
     NUL characters, which PostgreSQL text cannot hold, become U+FFFD, so the row stays traceable.
     """
     present = set(df.columns)
     malformed = F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in present else F.lit(False)
     columns = [
-        F.regexp_replace(
-            (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string"), "\u0000", "\ufffd"
+        F.replace(
+            (F.col(f"`{name}`") if name in present else F.lit(None)).cast("string"), F.lit("\u0000"), F.lit("\ufffd")
         ).alias(name)
         for name in CONTRACTS[dataset].column_names
     ]
-    return df.select(F.col(SOURCE_LINE), *columns, malformed.alias(MALFORMED))
+    positions = [F.col(c) for c in (SOURCE_LINE, *POSITION_COLUMNS) if c in present]
+    return df.select(*positions, *columns, malformed.alias(MALFORMED))
 
 
 def _clean_text(name: str) -> Column:
@@ -150,22 +171,36 @@ def _clean_text(name: str) -> Column:
     return F.nullif(F.btrim(F.col(name), F.lit(WHITESPACE)), F.lit(""))
 
 
-def _reason(condition: Column, code: str) -> Column:
-    return F.when(condition, F.lit(code))
+def _text(name: str) -> Column:
+    """A contract column's cleaned text (:func:`_clean_text`), as the first step of every typing computes it."""
+    return F.col(f"_clean_{name}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A reason code and the condition under which a row earns it (null counts as not)."""
+
+    condition: Column
+    code: str
+
+
+def _reason(condition: Column, code: str) -> Rule:
+    return Rule(condition, code)
 
 
 def _timestamp(text: Column) -> Column:
     """ISO 8601 text as an instant; null when it is not one (offset-less text is UTC: the session's zone)."""
-    return F.when(
-        text.rlike(TIMESTAMP_PATTERN), F.regexp_replace(text, MINUTES_WITH_ZONE, "$1:00$2").try_cast("timestamp")
-    )
+    # Only a text of 17 or 22 characters can be minutes with a zone ("…T10:00Z", "…T10:00+02:00"): the
+    # length test spares every other row a regular expression.
+    short = (F.length(text) == 17) | (F.length(text) == 22)
+    with_seconds = F.when(short, F.regexp_replace(text, MINUTES_WITH_ZONE, "$1:00$2")).otherwise(text)
+    return F.when(text.rlike(TIMESTAMP_PATTERN), with_seconds.try_cast("timestamp"))
 
 
-def _timestamp_reasons(name: str, *, required: bool) -> list[Column]:
-    """missing_/invalid_<name> for a column typed by :func:`_timestamp` beside its text ``_<name>_text``."""
-    text = F.col(f"_{name}_text")
-    invalid = _reason(text.isNotNull() & F.col(name).isNull(), f"invalid_{name}")
-    return [_reason(text.isNull(), f"missing_{name}"), invalid] if required else [invalid]
+def _timestamp_reasons(name: str, *, required: bool) -> list[Rule]:
+    """missing_/invalid_<name> for a column typed by :func:`_timestamp` from its cleaned text."""
+    invalid = _reason(_text(name).isNotNull() & F.col(name).isNull(), f"invalid_{name}")
+    return [_reason(_text(name).isNull(), f"missing_{name}"), invalid] if required else [invalid]
 
 
 def _horizon(rules: CleaningRules) -> Column:
@@ -173,136 +208,202 @@ def _horizon(rules: CleaningRules) -> Column:
     return F.lit(rules.now).cast("timestamp") + F.make_interval(secs=F.lit(rules.future_skew_seconds))
 
 
-def _with_reasons(raw: DataFrame, dataset: Dataset, columns: Sequence[Column], reasons: Sequence[Column]) -> DataFrame:
-    """source_line, the original text, the typed ``columns`` and the ``reasons`` array of every broken rule.
+def _any(flags: Sequence[Column]) -> Column:
+    """True when any flag is (an OR chain: Spark compiles it, where exists() over an array runs a lambda)."""
+    return functools.reduce(operator.or_, flags)
 
-    ``columns`` may hold helpers (names starting with ``_``) that ``reasons`` read; they are dropped after.
-    The rules every dataset shares (malformed_row, field_too_long) come first.
+
+def _broken_rules(rules: Sequence[Rule]) -> Column:
+    """A bit per rule, set when the row breaks it: one integer sum, cheap to compute and to test."""
+    return functools.reduce(
+        operator.add, [F.when(rule.condition, F.lit(1 << bit)).otherwise(F.lit(0)) for bit, rule in enumerate(rules)]
+    )
+
+
+def _reason_list(mask: Column, codes: Sequence[str]) -> Column:
+    """The codes whose bit is set in ``mask``, in order (an empty array for a valid row).
+
+    Only a rejected row spells its codes out (joined as text, split again); a valid row, almost every
+    row, costs one comparison.
+    """
+    spelled = F.concat_ws(",", *[F.when(mask.bitwiseAND(1 << bit) != 0, F.lit(code)) for bit, code in enumerate(codes)])
+    return F.when(mask == 0, F.array().cast("array<string>")).otherwise(F.split(spelled, ","))
+
+
+BROKEN = "_broken"
+
+
+@dataclass(frozen=True)
+class Typing:
+    """A dataset's rows typed, flat: the row's position, the original text of every contract column
+    (``_original_<name>``), the typed contract columns and ``_broken``, a bit per broken rule.
+
+    Flat columns are cheap to cache; the reasons array and the original record are spelled out only
+    where they are needed (:meth:`with_reasons`, :meth:`rejected`).
+    """
+
+    rows: DataFrame
+    dataset: Dataset
+    codes: tuple[str, ...]  # the reason code of each bit of ``_broken``
+
+    def over(self, rows: DataFrame) -> Typing:
+        """The same typing over ``rows`` (the cached, renumbered form of :attr:`rows`)."""
+        return Typing(rows, self.dataset, self.codes)
+
+    def _original(self) -> Column:
+        return F.struct(*[F.col(f"_original_{name}").alias(name) for name in CONTRACTS[self.dataset].column_names])
+
+    def with_reasons(self) -> DataFrame:
+        """source_line, the original text of a rejected row (null for a valid one, which never needs it), the
+        contract's columns typed, and ``reasons``: the code of every broken rule, in order."""
+        broken = F.col(BROKEN)
+        return self.rows.select(
+            F.col(SOURCE_LINE),
+            F.when(broken != 0, self._original()).alias(ORIGINAL),
+            *[F.col(name) for name in CONTRACTS[self.dataset].column_names],
+            _reason_list(broken, self.codes).alias(REASONS),
+        )
+
+    def valid(self) -> DataFrame:
+        return self.rows.where(F.col(BROKEN) == 0)
+
+    def rejected(self) -> DataFrame:
+        """Rejects with the original text of the line and every reason code that applies."""
+        return self.rows.where(F.col(BROKEN) != 0).select(
+            F.col(SOURCE_LINE),
+            _reason_list(F.col(BROKEN), self.codes).alias(REASONS),
+            F.to_json(self._original()).alias("record"),
+        )
+
+    def raw_text(self) -> DataFrame:
+        """The raw layer's rows: source_line and every contract column as the file holds it."""
+        return self.rows.select(
+            F.col(SOURCE_LINE),
+            *[F.col(f"_original_{name}").alias(name) for name in CONTRACTS[self.dataset].column_names],
+        )
+
+
+def _typing(raw: DataFrame, dataset: Dataset, steps: Sequence[Sequence[Column]], reasons: Sequence[Rule]) -> Typing:
+    """Type ``raw`` (the raw layer's rows, with their positions) into a :class:`Typing`.
+
+    Each of ``steps`` adds columns computed from the ones before, starting from every contract column's
+    cleaned text (:func:`_text`); a value used by several later expressions is computed once, in its
+    own step. Columns whose names start with ``_`` are helpers, dropped at the end. The rules every
+    dataset shares (malformed_row, field_too_long) come first.
     """
     contract_columns = CONTRACTS[dataset].column_names
-    original = F.struct(*[F.col(name) for name in contract_columns])
-    too_long = F.exists(
-        F.array(
-            *[
-                F.length(F.col(name)) > F.lit(MAX_KEY_CHARS if name in KEY_COLUMNS else MAX_TEXT_CHARS)
-                for name in contract_columns
-            ]
-        ),
-        lambda flag: flag,
+    too_long = _any(
+        [
+            F.length(F.col(name)) > F.lit(MAX_KEY_CHARS if name in KEY_COLUMNS else MAX_TEXT_CHARS)
+            for name in contract_columns
+        ]
     )
     malformed = F.col(MALFORMED) if MALFORMED in raw.columns else F.lit(False)
-    typed = raw.select(
-        F.col(SOURCE_LINE),
-        original.alias(ORIGINAL),
+    positions = [F.col(c) for c in (SOURCE_LINE, *POSITION_COLUMNS) if c in raw.columns]
+    frame = raw.select(
+        *positions,
         malformed.alias("_malformed"),
         too_long.alias("_too_long"),
-        *columns,
+        *[F.col(name).alias(f"_original_{name}") for name in contract_columns],
+        *[_clean_text(name).alias(f"_clean_{name}") for name in contract_columns],
     )
-    shared = [_reason(F.col("_malformed"), "malformed_row"), _reason(F.col("_too_long"), "field_too_long")]
-    helpers = [name for name in typed.columns if name.startswith("_")]
-    return typed.withColumn(REASONS, F.array_compact(F.array(*shared, *reasons))).drop(*helpers)
+    for step in steps:
+        frame = frame.select("*", *step)
+    rules = [_reason(F.col("_malformed"), "malformed_row"), _reason(F.col("_too_long"), "field_too_long"), *reasons]
+    rows = frame.select(
+        *positions,
+        *[F.col(f"_original_{name}") for name in contract_columns],
+        *[F.col(name) for name in contract_columns],
+        _broken_rules(rules).alias(BROKEN),
+    )
+    return Typing(rows, dataset, tuple(rule.code for rule in rules))
 
 
-def type_sales(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every sales row and list the reasons it is invalid (an empty list: valid)."""
-    ts_text, qty_text = _clean_text("transaction_ts"), _clean_text("quantity")
-    price_text, total_text = _clean_text("unit_price"), _clean_text("total_amount")
-    qty = F.when(qty_text.rlike(INTEGER_PATTERN), qty_text.try_cast("int"))
-    price_wide = F.when(price_text.rlike(DECIMAL_PATTERN), price_text.try_cast(WIDE_DECIMAL))
-    total_wide = F.when(total_text.rlike(DECIMAL_PATTERN), total_text.try_cast(WIDE_DECIMAL))
-    # try_cast: an amount too large for numeric(12,2) rejects its row instead of failing the batch.
-    price, total = price_wide.try_cast(MONEY), total_wide.try_cast(MONEY)
-    derived_total = (qty * price).try_cast(MONEY)
-    columns = [
-        _clean_text("transaction_id").alias("transaction_id"),
-        _timestamp(ts_text).alias("transaction_ts"),
-        _clean_text("customer_id").alias("customer_id"),
-        _clean_text("product_id").alias("product_id"),
-        qty.alias("quantity"),
-        price.alias("unit_price"),
-        F.coalesce(total, derived_total).alias("total_amount"),
-        F.lower(_clean_text("payment_method")).alias("payment_method"),
-        F.lower(_clean_text("status")).alias("status"),
-        ts_text.alias("_transaction_ts_text"),
-        qty_text.alias("_qty_text"),
-        price_text.alias("_price_text"),
-        total_text.alias("_total_text"),
-        price_wide.alias("_price_wide"),
-        total.alias("_total_given"),
-        (qty.isNotNull() & price.isNotNull() & derived_total.isNull()).alias("_total_overflow"),
-    ]
+def _money(text: Column) -> Column:
+    """Decimal text at full precision (so rounding to cents happens once, on the exact text); null if not."""
+    return F.when(text.rlike(DECIMAL_PATTERN), text.try_cast(WIDE_DECIMAL))
+
+
+def sales_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
+    """Type every sales row and note the rules it breaks."""
     c = F.col
+    parsed = [
+        _text("transaction_id").alias("transaction_id"),
+        _timestamp(_text("transaction_ts")).alias("transaction_ts"),
+        _text("customer_id").alias("customer_id"),
+        _text("product_id").alias("product_id"),
+        F.when(_text("quantity").rlike(INTEGER_PATTERN), _text("quantity").try_cast("int")).alias("quantity"),
+        _money(_text("unit_price")).alias("_price_wide"),
+        _money(_text("total_amount")).alias("_total_wide"),
+        F.lower(_text("payment_method")).alias("payment_method"),
+        F.lower(_text("status")).alias("status"),
+    ]
+    # try_cast: an amount too large for numeric(12,2) rejects its row instead of failing the batch.
+    cents = [c("_price_wide").try_cast(MONEY).alias("unit_price"), c("_total_wide").try_cast(MONEY).alias("_total")]
+    derived = [(c("quantity") * c("unit_price")).try_cast(MONEY).alias("_derived_total")]
+    total = [F.coalesce(c("_total"), c("_derived_total")).alias("total_amount")]
     reasons = [
         _reason(c("transaction_id").isNull(), "missing_transaction_id"),
         *_timestamp_reasons("transaction_ts", required=True),
         _reason(c("transaction_ts") > _horizon(rules), "future_timestamp"),
-        _reason(c("_qty_text").isNotNull() & c("quantity").isNull(), "invalid_quantity"),
+        _reason(_text("quantity").isNotNull() & c("quantity").isNull(), "invalid_quantity"),
         _reason(c("quantity") <= 0, "non_positive_quantity"),
-        _reason(c("_price_text").isNotNull() & c("unit_price").isNull(), "invalid_unit_price"),
+        _reason(_text("unit_price").isNotNull() & c("unit_price").isNull(), "invalid_unit_price"),
         _reason(c("_price_wide") < 0, "negative_price"),
         _reason(
-            (c("_total_text").isNotNull() & c("_total_given").isNull()) | c("_total_overflow"),
+            (_text("total_amount").isNotNull() & c("_total").isNull())
+            | (c("quantity").isNotNull() & c("unit_price").isNotNull() & c("_derived_total").isNull()),
             "invalid_total_amount",
         ),
-        _reason(
-            F.abs(c("_total_given") - c("quantity") * c("unit_price")) > F.lit(rules.total_tolerance),
-            "total_mismatch",
-        ),
+        _reason(F.abs(c("_total") - c("quantity") * c("unit_price")) > F.lit(rules.total_tolerance), "total_mismatch"),
         _reason(c("status").isNotNull() & ~c("status").isin(*SALE_STATUSES), "invalid_status"),
         _reason(
             c("payment_method").isNotNull() & ~c("payment_method").isin(*PAYMENT_METHODS),
             "invalid_payment_method",
         ),
     ]
-    return _with_reasons(raw, Dataset.sales, columns, reasons)
+    return _typing(raw, Dataset.sales, [parsed, cents, derived, total], reasons)
 
 
-def _timestamp_columns(name: str) -> list[Column]:
-    """A timestamp column typed, and its trimmed text as the helper :func:`_timestamp_reasons` reads."""
-    text = _clean_text(name)
-    return [_timestamp(text).alias(name), text.alias(f"_{name}_text")]
-
-
-def _future(rules: CleaningRules, *names: str) -> Column:
+def _future(rules: CleaningRules, *names: str) -> Rule:
     """future_timestamp once, however many of the row's timestamps lie beyond the horizon."""
     horizon = _horizon(rules)
-    return _reason(F.exists(F.array(*[F.col(n) > horizon for n in names]), lambda late: late), "future_timestamp")
+    return _reason(_any([F.col(n) > horizon for n in names]), "future_timestamp")
 
 
-def type_customers(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every customers row and list the reasons it is invalid (an empty list: valid)."""
-    active_text = F.lower(_clean_text("is_active"))
-    is_active = F.when(active_text.isin(*TRUE_TEXTS), F.lit(True)).when(active_text.isin(*FALSE_TEXTS), F.lit(False))
-    columns = [
-        _clean_text("customer_id").alias("customer_id"),
-        _clean_text("customer_name").alias("customer_name"),
-        F.lower(_clean_text("email")).alias("email"),
-        _clean_text("city").alias("city"),
-        F.upper(_clean_text("state")).alias("state"),
-        F.upper(_clean_text("country")).alias("country"),
-        is_active.alias("is_active"),
-        *_timestamp_columns("updated_at"),
-        active_text.alias("_is_active_text"),
-    ]
+def customers_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
+    """Type every customers row and note the rules it breaks."""
     c = F.col
+    active_text = F.lower(_text("is_active"))
+    is_active = F.when(active_text.isin(*TRUE_TEXTS), F.lit(True)).when(active_text.isin(*FALSE_TEXTS), F.lit(False))
+    parsed = [
+        _text("customer_id").alias("customer_id"),
+        _text("customer_name").alias("customer_name"),
+        F.lower(_text("email")).alias("email"),
+        _text("city").alias("city"),
+        F.upper(_text("state")).alias("state"),
+        F.upper(_text("country")).alias("country"),
+        is_active.alias("is_active"),
+        _timestamp(_text("updated_at")).alias("updated_at"),
+    ]
     reasons = [
         _reason(c("customer_id").isNull(), "missing_customer_id"),
         *_timestamp_reasons("updated_at", required=True),
         _future(rules, "updated_at"),
         _reason(c("email").isNotNull() & ~c("email").rlike(EMAIL_PATTERN), "invalid_email"),
-        _reason(c("_is_active_text").isNotNull() & c("is_active").isNull(), "invalid_is_active"),
+        _reason(_text("is_active").isNotNull() & c("is_active").isNull(), "invalid_is_active"),
     ]
-    return _with_reasons(raw, Dataset.customers, columns, reasons)
+    return _typing(raw, Dataset.customers, [parsed], reasons)
 
 
-def type_products(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every products row and list the reasons it is invalid (an empty list: valid)."""
-    columns = [
-        _clean_text("product_id").alias("product_id"),
-        _clean_text("product_name").alias("product_name"),
-        _clean_text("category").alias("category"),
-        *_timestamp_columns("created_at"),
-        *_timestamp_columns("updated_at"),
+def products_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
+    """Type every products row and note the rules it breaks."""
+    parsed = [
+        _text("product_id").alias("product_id"),
+        _text("product_name").alias("product_name"),
+        _text("category").alias("category"),
+        _timestamp(_text("created_at")).alias("created_at"),
+        _timestamp(_text("updated_at")).alias("updated_at"),
     ]
     reasons = [
         _reason(F.col("product_id").isNull(), "missing_product_id"),
@@ -310,7 +411,7 @@ def type_products(raw: DataFrame, rules: CleaningRules) -> DataFrame:
         *_timestamp_reasons("created_at", required=False),
         _future(rules, "updated_at", "created_at"),
     ]
-    return _with_reasons(raw, Dataset.products, columns, reasons)
+    return _typing(raw, Dataset.products, [parsed], reasons)
 
 
 def deduplicate_latest(valid: DataFrame, key: tuple[str, ...], columns: tuple[str, ...]) -> DataFrame:
@@ -335,7 +436,7 @@ class Cleaning:
     """How one dataset's rows are typed and which columns identify a record within a batch."""
 
     dataset: Dataset
-    type_rows: Callable[[DataFrame, CleaningRules], DataFrame]
+    typing: Callable[[DataFrame, CleaningRules], Typing]
     dedupe_key: tuple[str, ...]
 
     @property
@@ -343,17 +444,39 @@ class Cleaning:
         """The staged row: its file line and the contract's columns, typed (``staging.<dataset>``'s order)."""
         return (SOURCE_LINE, *CONTRACTS[self.dataset].column_names)
 
+    def type_rows(self, raw: DataFrame, rules: CleaningRules) -> DataFrame:
+        """Every row typed, with the list of reasons it is invalid (an empty list: valid)."""
+        return self.typing(raw, rules).with_reasons()
+
+    def staged(self, typing: Typing) -> DataFrame:
+        """The valid rows, deduplicated: what staging holds."""
+        return deduplicate_latest(typing.valid(), self.dedupe_key, self.staging_columns)
+
+
+def type_sales(raw: DataFrame, rules: CleaningRules) -> DataFrame:
+    """Type every sales row and list the reasons it is invalid (an empty list: valid)."""
+    return sales_typing(raw, rules).with_reasons()
+
+
+def type_customers(raw: DataFrame, rules: CleaningRules) -> DataFrame:
+    """Type every customers row and list the reasons it is invalid (an empty list: valid)."""
+    return customers_typing(raw, rules).with_reasons()
+
+
+def type_products(raw: DataFrame, rules: CleaningRules) -> DataFrame:
+    """Type every products row and list the reasons it is invalid (an empty list: valid)."""
+    return products_typing(raw, rules).with_reasons()
+
 
 CLEANING: dict[Dataset, Cleaning] = {
-    Dataset.sales: Cleaning(Dataset.sales, type_sales, ("transaction_id",)),
-    Dataset.customers: Cleaning(Dataset.customers, type_customers, ("customer_id", "updated_at")),
-    Dataset.products: Cleaning(Dataset.products, type_products, ("product_id", "updated_at")),
+    Dataset.sales: Cleaning(Dataset.sales, sales_typing, ("transaction_id",)),
+    Dataset.customers: Cleaning(Dataset.customers, customers_typing, ("customer_id", "updated_at")),
+    Dataset.products: Cleaning(Dataset.products, products_typing, ("product_id", "updated_at")),
 }
 
 
 def clean(raw: DataFrame, dataset: Dataset, rules: CleaningRules) -> tuple[DataFrame, DataFrame]:
     """(typed rows with their reasons, deduplicated valid rows) for a batch of ``dataset``."""
     cleaning = CLEANING[dataset]
-    typed = cleaning.type_rows(raw, rules)
-    staged = deduplicate_latest(valid_rows(typed), cleaning.dedupe_key, cleaning.staging_columns)
-    return typed, staged
+    typing = cleaning.typing(raw, rules)
+    return typing.with_reasons(), cleaning.staged(typing)
