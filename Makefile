@@ -43,6 +43,7 @@ test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
 
 bench: install  ## benchmarks; each prints its figures against a baseline measured in the same run
 	$(PY) -m bench.ingest_upload --size-mb $(or $(BENCH_INGEST_MB),1024)
+	$(PY) -m bench.transform_stage --rows $(or $(BENCH_TRANSFORM_ROWS),1000000)
 	$(PY) -m bench.warehouse_load
 	$(PY) -m bench.quality_checks --rows $(or $(BENCH_QUALITY_ROWS),1000000)
 
