@@ -74,8 +74,9 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "sdp_reconciler": (
         [
             "UPDATE ops.batch_events SET published_at = now() WHERE false",
+            # An upsert, as the reconciler writes it: the platform's own reconciler may have evaluated sales.
             "INSERT INTO ops.freshness (dataset, evaluated_at, status, severity, config_version) "
-            "VALUES ('sales', now(), 'fresh', 'warn', 'r')",
+            "VALUES ('sales', now(), 'fresh', 'warn', 'r') ON CONFLICT (dataset) DO UPDATE SET status = 'fresh'",
         ],
         [BATCH, "SELECT count(*) FROM staging.sales"],
     ),
