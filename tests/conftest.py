@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import uuid
@@ -162,6 +163,9 @@ def spark() -> Iterator[Any]:
     yield session
     # Stopped here, while pytest still owns the log streams py4j writes to when it shuts down.
     session.stop()
+    # Connections of other threads are closed by the garbage collector at exit, after pytest closed the
+    # streams; their INFO line would then print a logging error instead.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @dataclass
