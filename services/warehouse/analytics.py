@@ -1,9 +1,15 @@
 """Refresh of the analytics tables for the dates a load affected (KPI definitions of DESIGN §5).
 
-Every per-date table is rebuilt for exactly the dates in the ``affected_dates`` temp table, from one scan
-of those dates' facts bound to their point-in-time dimension versions; a date left without facts keeps no
-row. ``customer_summary`` is rebuilt for the customers a sales load touched; a customer whose first order
-moved makes both the old and the new first-order date affected (new vs returning customers change there).
+The additive measures (counts and sums) are maintained by difference: a load writes the facts it changes
+into the ``fact_delta`` temp table, each old version with sign -1 and each new one with sign +1 (a sales
+load: the facts it replaced and their new records; a products load: the facts whose version or its
+category moved), and adds the signed sums to ``daily_sales``, ``daily_category_sales``,
+``daily_payment_method_sales`` and ``daily_product_sales``; a group left without transactions loses its
+row. What is not additive (distinct customers, the region table that carries them, new vs returning
+customers) is rebuilt for the dates in the ``affected_dates`` temp table from one scan of those dates'
+facts bound to their point-in-time customer versions. ``customer_summary`` is rebuilt for the customers a
+sales load touched; a customer whose first order moved makes both the old and the new first-order date
+affected (new vs returning customers change there).
 """
 
 from __future__ import annotations
@@ -15,6 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 CREATE_AFFECTED_DATES = """
 CREATE TEMP TABLE IF NOT EXISTS affected_dates (full_date date PRIMARY KEY) ON COMMIT DROP
+"""
+# One row per fact version a load removes (sign -1) or writes (sign +1), with what the additive tables group by.
+CREATE_FACT_DELTA = """
+CREATE TEMP TABLE IF NOT EXISTS fact_delta (
+    sale_key bigint NOT NULL, sign integer NOT NULL, date date NOT NULL, status text, quantity integer,
+    total_amount numeric(12, 2), payment_method text, product_id text, category text
+) ON COMMIT DROP
 """
 
 # --- customer_summary, for the customers in touched_customers (sales loads only) ---------------------------
@@ -37,62 +50,87 @@ WHERE f.status = 'completed' AND c.customer_id IN (SELECT customer_id FROM touch
 GROUP BY c.customer_id
 """
 
-# --- the affected dates' facts, once -------------------------------------------------------------------------
+# --- additive measures, by difference -------------------------------------------------------------------
+SIGNED_COMPLETED = "FILTER (WHERE status = 'completed')"
+SIGNED_MEASURES = f"""coalesce(sum(sign) {SIGNED_COMPLETED}, 0),
+       coalesce(sum(sign * total_amount) {SIGNED_COMPLETED}, 0),
+       coalesce(sum(sign * quantity) {SIGNED_COMPLETED}, 0), sum(sign)"""
+SIGNED_OUTCOMES = """coalesce(sum(sign) FILTER (WHERE status = 'cancelled'), 0),
+       coalesce(sum(sign) FILTER (WHERE status = 'refunded'), 0)"""
+ADDED = "orders = t.orders + EXCLUDED.orders, revenue = t.revenue + EXCLUDED.revenue, units = t.units + EXCLUDED.units,"
+ADDED += " transactions = t.transactions + EXCLUDED.transactions"
+OUTCOMES_ADDED = "cancelled = t.cancelled + EXCLUDED.cancelled, refunded = t.refunded + EXCLUDED.refunded"
+STAMP = "batch_id = EXCLUDED.batch_id, refreshed_at = now()"
+
+DELTA_DATES = """
+INSERT INTO affected_dates (full_date) SELECT DISTINCT date FROM fact_delta ON CONFLICT DO NOTHING
+"""
+APPLY_DELTA = [
+    f"""
+    INSERT INTO analytics.daily_sales AS t (date, date_key, orders, revenue, units, transactions, cancelled,
+        refunded, avg_order_value, distinct_customers, batch_id)
+    SELECT date, to_char(date, 'YYYYMMDD')::integer, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, 0, 0, :batch_id
+    FROM fact_delta GROUP BY date
+    ON CONFLICT (date) DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
+    """,
+    f"""
+    INSERT INTO analytics.daily_category_sales AS t (date, category, orders, revenue, units, transactions, batch_id)
+    SELECT date, category, {SIGNED_MEASURES}, :batch_id FROM fact_delta GROUP BY date, category
+    ON CONFLICT ON CONSTRAINT daily_category_sales_key DO UPDATE SET {ADDED}, {STAMP}
+    """,
+    f"""
+    INSERT INTO analytics.daily_payment_method_sales AS t (date, payment_method, orders, revenue, units,
+        transactions, cancelled, refunded, batch_id)
+    SELECT date, payment_method, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, :batch_id
+    FROM fact_delta GROUP BY date, payment_method
+    ON CONFLICT ON CONSTRAINT daily_payment_method_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
+    """,
+    f"""
+    INSERT INTO analytics.daily_product_sales AS t (date, product_id, orders, revenue, units, transactions,
+        cancelled, refunded, batch_id)
+    SELECT date, product_id, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, :batch_id
+    FROM fact_delta GROUP BY date, product_id
+    ON CONFLICT ON CONSTRAINT daily_product_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
+    """,
+]
+ADDITIVE_TABLES = [
+    "analytics.daily_sales",
+    "analytics.daily_category_sales",
+    "analytics.daily_payment_method_sales",
+    "analytics.daily_product_sales",
+]
+
+# --- non-additive measures: the affected dates' facts, once ------------------------------------------------
 REFRESH_FACTS = """
 CREATE TEMP TABLE refresh_facts ON COMMIT DROP AS
-SELECT dd.full_date AS date, f.date_key, f.status, f.quantity, f.total_amount, f.payment_method,
-       c.customer_id, c.state, c.country, p.product_id, p.category
+SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, f.status, f.quantity, f.total_amount,
+       c.customer_id, c.state, c.country
 FROM processed.fact_sales f
-JOIN processed.dim_date dd ON dd.date_key = f.date_key
 LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
-LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
 WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM affected_dates)
 """
 
 COMPLETED = "FILTER (WHERE status = 'completed')"
 MEASURES = f"""count(*) {COMPLETED}, coalesce(sum(total_amount) {COMPLETED}, 0),
        coalesce(sum(quantity) {COMPLETED}, 0), count(*)"""
-OUTCOMES = "count(*) FILTER (WHERE status = 'cancelled'), count(*) FILTER (WHERE status = 'refunded')"
 
-PER_DATE_TABLES = [
-    "analytics.daily_sales",
-    "analytics.daily_category_sales",
-    "analytics.daily_payment_method_sales",
-    "analytics.daily_region_sales",
-    "analytics.daily_product_sales",
-    "analytics.daily_customer_activity",
-]
+RECOMPUTED_TABLES = ["analytics.daily_region_sales", "analytics.daily_customer_activity"]
 
 REFRESH = [
     f"""
-    INSERT INTO analytics.daily_sales (date, date_key, orders, revenue, units, transactions, avg_order_value,
-        distinct_customers, cancelled, refunded, batch_id)
-    SELECT k.*, CASE WHEN k.orders > 0 THEN round(k.revenue / k.orders, 2) ELSE 0 END, k2.customers,
-           k2.cancelled, k2.refunded, :batch_id
-    FROM (SELECT date, min(date_key), {MEASURES} FROM refresh_facts GROUP BY date)
-         AS k (date, date_key, orders, revenue, units, transactions)
-    JOIN (SELECT date, count(DISTINCT customer_id) {COMPLETED}, {OUTCOMES} FROM refresh_facts GROUP BY date)
-         AS k2 (date, customers, cancelled, refunded) USING (date)
-    """,
-    f"""
-    INSERT INTO analytics.daily_category_sales (date, category, orders, revenue, units, transactions, batch_id)
-    SELECT date, category, {MEASURES}, :batch_id FROM refresh_facts GROUP BY date, category
-    """,
-    f"""
-    INSERT INTO analytics.daily_payment_method_sales (date, payment_method, orders, revenue, units, transactions,
-        cancelled, refunded, batch_id)
-    SELECT date, payment_method, {MEASURES}, {OUTCOMES}, :batch_id FROM refresh_facts GROUP BY date, payment_method
+    UPDATE analytics.daily_sales d
+    SET distinct_customers = coalesce(k.customers, 0),
+        avg_order_value = CASE WHEN d.orders > 0 THEN round(d.revenue / d.orders, 2) ELSE 0 END
+    FROM affected_dates a
+    LEFT JOIN (SELECT date, count(DISTINCT customer_id) {COMPLETED} FROM refresh_facts GROUP BY date)
+         AS k (date, customers) ON k.date = a.full_date
+    WHERE d.date = a.full_date
     """,
     f"""
     INSERT INTO analytics.daily_region_sales (date, country, state, orders, revenue, units, transactions,
         distinct_customers, batch_id)
     SELECT date, country, state, {MEASURES}, count(DISTINCT customer_id) {COMPLETED}, :batch_id
     FROM refresh_facts GROUP BY date, country, state
-    """,
-    f"""
-    INSERT INTO analytics.daily_product_sales (date, product_id, orders, revenue, units, transactions,
-        cancelled, refunded, batch_id)
-    SELECT date, product_id, {MEASURES}, {OUTCOMES}, :batch_id FROM refresh_facts GROUP BY date, product_id
     """,
     """
     INSERT INTO analytics.daily_customer_activity (date, customers, new_customers, returning_customers,
@@ -115,6 +153,7 @@ REFRESH = [
 
 async def prepare(conn: AsyncConnection) -> None:
     await conn.execute(text(CREATE_AFFECTED_DATES))
+    await conn.execute(text(CREATE_FACT_DELTA))
 
 
 async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
@@ -127,13 +166,20 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
 
 
 async def refresh(conn: AsyncConnection, batch_id: uuid.UUID) -> int:
-    """Rebuild every per-date analytics table for the affected dates; returns how many dates."""
+    """Add the fact delta to the additive tables, rebuild the rest for the affected dates; returns how many."""
     params = {"batch_id": batch_id}
+    await conn.execute(text(DELTA_DATES))
+    for statement in APPLY_DELTA:
+        await conn.execute(text(statement), params)
+    for table in ADDITIVE_TABLES:
+        await conn.execute(
+            text(f"DELETE FROM {table} WHERE transactions = 0 AND date IN (SELECT DISTINCT date FROM fact_delta)")
+        )
     await conn.execute(text(REFRESH_FACTS))
-    for table in PER_DATE_TABLES:
+    for table in RECOMPUTED_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM affected_dates)"))
     for statement in REFRESH:
         await conn.execute(text(statement), params)
     dates = (await conn.execute(text("SELECT count(*) FROM affected_dates"))).scalar_one()
-    await conn.execute(text("DROP TABLE refresh_facts, affected_dates"))
+    await conn.execute(text("DROP TABLE refresh_facts, affected_dates, fact_delta"))
     return int(dates)

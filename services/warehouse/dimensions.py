@@ -185,7 +185,25 @@ def _statements(d: Dimension) -> list[str]:
     ]
 
 
+# A products load moves facts to another version or changes its category: the analytics' fact delta (the old
+# version's product_id and category out, the new one's in). A customers load changes no additive measure.
+PRODUCT_FACT_DELTA = """
+INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
+SELECT f.sale_key, x.sign, (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
+       f.payment_method, x.product_id, x.category
+FROM (SELECT m.sale_key, -1 AS sign, h.id AS product_id, h.category
+      FROM scd_facts m JOIN scd_have h ON h.sk = m.old_sk
+      WHERE m.new_sk IS DISTINCT FROM m.old_sk OR m.new_sk IN (SELECT sk FROM scd_changed)
+      UNION ALL
+      SELECT m.sale_key, 1, p.product_id, p.category
+      FROM scd_facts m JOIN processed.dim_products p ON p.product_key = m.new_sk
+      WHERE m.new_sk IS DISTINCT FROM m.old_sk OR m.new_sk IN (SELECT sk FROM scd_changed)) x
+JOIN processed.fact_sales f ON f.sale_key = x.sale_key
+"""
+
+
 STATEMENTS = {dataset: _statements(d) for dataset, d in DIMENSIONS.items()}
+STATEMENTS["products"].append(PRODUCT_FACT_DELTA)
 COUNTS = """SELECT (SELECT count(*) FROM scd_keys), (SELECT count(*) FROM scd_changed),
                    (SELECT count(*) FROM scd_gone),
                    (SELECT count(*) FROM scd_facts WHERE new_sk IS DISTINCT FROM old_sk)"""

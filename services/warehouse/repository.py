@@ -17,6 +17,8 @@ from services.warehouse import analytics, dimensions
 LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
 # The start of an inferred member's interval: facts of any date can bind to it until real history arrives.
 EARLIEST = "'1900-01-01 00:00:00+00'"
+# For this transaction only: the hash joins and aggregates of a large batch stay in memory.
+WORK_MEM = "SET LOCAL work_mem = '256MB'"
 
 AFFECTED_DATES = """
 INSERT INTO affected_dates (full_date)
@@ -90,7 +92,23 @@ FACT_COLUMNS = (
     "payment_method",
     "status",
 )
+# The facts the batch's transactions hold now, as the analytics saw them; those the upsert leaves alone are
+# dropped again after it.
+OLD_FACTS = """
+INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
+SELECT f.sale_key, -1, (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
+       f.payment_method, p.product_id, p.category
+FROM staging.sales s
+JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
+LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
+WHERE s.batch_id = :batch_id
+"""
+UNCHANGED_FACTS = """
+DELETE FROM fact_delta o
+WHERE o.sign = -1 AND NOT EXISTS (SELECT 1 FROM fact_delta n WHERE n.sign = 1 AND n.sale_key = o.sale_key)
+"""
 UPSERT_FACTS = f"""
+WITH upserted AS (
 INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
 SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer,
        c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status, s.batch_id
@@ -105,6 +123,11 @@ ON CONFLICT (transaction_id) DO UPDATE SET
 WHERE ({", ".join(f"f.{c}" for c in FACT_COLUMNS)})
     IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in FACT_COLUMNS)})
   AND coalesce({RECEIVED.format("EXCLUDED.batch_id")} >= {RECEIVED.format("f.batch_id")}, true)
+RETURNING f.sale_key, f.transaction_ts, f.product_key, f.status, f.quantity, f.total_amount, f.payment_method)
+INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
+SELECT u.sale_key, 1, (u.transaction_ts AT TIME ZONE 'UTC')::date, u.status, u.quantity, u.total_amount,
+       u.payment_method, p.product_id, p.category
+FROM upserted u LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
 """
 
 
@@ -125,13 +148,16 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> LoadResult:
     """dim_date, inferred members, facts and the analytics of the dates they are on, for one sales batch."""
     params = {"batch_id": batch_id}
     await lock(conn, "customers", "products", "sales")
+    await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
     await conn.execute(text(AFFECTED_DATES), params)
     await conn.execute(text(TOUCHED_CUSTOMERS), params)
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
+    await conn.execute(text(OLD_FACTS), params)
     facts = (await conn.execute(text(UPSERT_FACTS), params)).rowcount
+    await conn.execute(text(UNCHANGED_FACTS))
     await analytics.refresh_customer_summary(conn, batch_id)
     await conn.execute(text("DROP TABLE touched_customers"))
     dates = await analytics.refresh(conn, batch_id)
@@ -141,6 +167,7 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> LoadResult:
 async def load_dimension(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID) -> LoadResult:
     """SCD2 merge of one customers or products batch, facts re-bound, analytics of the dates that moved."""
     await lock(conn, dataset, "sales")
+    await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
     merged = await dimensions.merge(conn, dataset, batch_id)
     dates = await analytics.refresh(conn, batch_id)
