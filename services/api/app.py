@@ -21,6 +21,7 @@ from services.api.schemas import (
     DailyKpisOut,
     PipelineStatusOut,
     QualityChecksOut,
+    RejectsOut,
 )
 from services.api.settings import ApiSettings
 from shared.bus import SERVICES, EventBus
@@ -122,6 +123,29 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             quality = await repository.quality_results(conn, batch_id)
             config = await repository.quality_config_of(conn, batch_id, row["dataset"])
         return {**row, "counts": _counts(row), "stages": stages, "quality": quality, "quality_config": config}
+
+    @app.get("/v1/batches/{batch_id}/rejects", response_model=RejectsOut)
+    async def get_rejects(
+        batch_id: uuid.UUID,
+        request: Request,
+        _: BatchReader,
+        after_line: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        """The batch's rejected rows in file order, each with its reason codes and original text, a page at a
+        time: pass the previous page's ``next_after_line`` as ``after_line``."""
+        async with engine_of(request).connect() as conn:
+            row = await repository.get_batch(conn, batch_id)
+            if row is None:
+                raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
+            page = await repository.rejects(conn, batch_id, row["dataset"], after_line=after_line, limit=limit)
+        return {
+            "batch_id": batch_id,
+            "dataset": row["dataset"],
+            "rows_rejected": row["rows_rejected"],
+            "rejects": page,
+            "next_after_line": page[-1]["source_line"] if len(page) == limit else None,
+        }
 
     @app.post("/v1/batches/{batch_id}/release", response_model=AdminActionOut)
     async def release_batch(

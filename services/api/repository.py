@@ -37,6 +37,27 @@ async def list_batches(
     return [dict(r) for r in rows.mappings()]
 
 
+REJECT_TABLES = {
+    "customers": "staging.customers_rejects",
+    "products": "staging.products_rejects",
+    "sales": "staging.sales_rejects",
+}
+
+
+async def rejects(
+    conn: AsyncConnection, batch_id: uuid.UUID, dataset: str, *, after_line: int, limit: int
+) -> list[dict[str, Any]]:
+    """A page of a batch's rejected rows in file order: those after ``after_line`` (keyset pagination)."""
+    rows = await conn.execute(
+        text(
+            f"""SELECT source_line, reasons, record FROM {REJECT_TABLES[dataset]}
+                WHERE batch_id = :id AND source_line > :after ORDER BY source_line LIMIT :limit"""
+        ),
+        {"id": batch_id, "after": after_line, "limit": limit},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
 async def batch_stages(conn: AsyncConnection, batch_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await conn.execute(
         text(

@@ -86,6 +86,20 @@ class BatchSummaryOut(Schema):
     error: str | None
 
 
+class RejectOut(Schema):
+    source_line: int = Field(description="the file line the record starts on (CSV: the header is line 1)")
+    reasons: list[str] = Field(description="every reason code that applies, e.g. invalid_quantity")
+    record: dict[str, Any] = Field(description="the record's original text, column by column")
+
+
+class RejectsOut(Schema):
+    batch_id: uuid.UUID
+    dataset: str
+    rows_rejected: int | None
+    rejects: list[RejectOut]
+    next_after_line: int | None = Field(description="pass as after_line for the next page; null on the last page")
+
+
 class BatchListOut(Schema):
     batches: list[BatchSummaryOut]
 

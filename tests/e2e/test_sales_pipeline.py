@@ -86,6 +86,19 @@ def test_sales_file_reaches_loaded_and_kpis_match_a_recomputation(platform: Plat
         assert all(s["status"] == "succeeded" for s in batch["stages"])
         assert {q["check_name"] for q in batch["quality"]} >= {"schema.required_columns", "not_null.raw.transaction_id"}
 
+        # Every rejected row is readable through the API (as its own role), page by page, with its reasons.
+        rejects: list[dict[str, Any]] = []
+        after: int | None = 0
+        while after is not None:
+            page = client.get(
+                f"{platform.api}/v1/batches/{body['batch_id']}/rejects", params={"after_line": after, "limit": 50}
+            )
+            assert page.status_code == 200, page.text
+            rejects += page.json()["rejects"]
+            after = page.json()["next_after_line"]
+        assert len(rejects) == batch["counts"]["rows_rejected"]
+        assert all(r["reasons"] and r["source_line"] >= 2 for r in rejects)
+
         expected = daily_kpis(path)
         assert_kpis_match(api_kpis(client, platform, date(2024, 3, 1), date(2024, 3, 31)), expected)
 

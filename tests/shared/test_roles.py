@@ -62,10 +62,12 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "UPDATE ops.batch_stages SET status = status WHERE false",
             "SELECT count(*) FROM ops.freshness",
             "SELECT count(*) FROM ops.quality_configs",
+            "SELECT count(*) FROM staging.sales_rejects",
         ],
         [
             BATCH,
             "SELECT count(*) FROM raw.sales",
+            "SELECT count(*) FROM staging.sales",
             "DELETE FROM analytics.daily_sales",
             "DELETE FROM ops.audit_log",
             "DELETE FROM ops.quality_results WHERE false",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -28,7 +29,7 @@ async def _seed(database_url: str) -> None:
             """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, object_bucket, object_key,
                    sha256, size_bytes, header, rows_in, rows_valid, rows_rejected, rows_duplicate, finished_at)
                VALUES ($1, 'sales', 'loaded', 'api-test.csv', 'csv', 'raw-data', 'k', $2, 10, '{}',
-                       5, 3, 1, 1, now())""",
+                       5, 2, 2, 1, now())""",
             BATCH_ID,
             "a" * 64,
         )
@@ -37,6 +38,14 @@ async def _seed(database_url: str) -> None:
                VALUES ($1, 'transform', 'succeeded', now() - interval '2 seconds', now()),
                       ($1, 'ingest', 'succeeded', now() - interval '3 seconds', now() - interval '3 seconds')""",
             BATCH_ID,
+        )
+        await conn.executemany(
+            """INSERT INTO staging.sales_rejects (batch_id, source_line, reasons, record)
+               VALUES ($1, $2, $3, $4::jsonb)""",
+            [
+                (BATCH_ID, line, reasons, json.dumps({"transaction_id": f"T{line}", "quantity": "x"}))
+                for line, reasons in ((7, ["invalid_quantity"]), (3, ["missing_transaction_ts", "invalid_quantity"]))
+            ],
         )
         await conn.execute(
             """INSERT INTO analytics.daily_sales (date, date_key, orders, revenue, units, avg_order_value,
@@ -66,7 +75,7 @@ def test_batch_has_the_contract_shape(api_url: str, reader: httpx.Client) -> Non
     body = reader.get(f"{api_url}/v1/batches/{BATCH_ID}").raise_for_status().json()
     assert body["batch_id"] == str(BATCH_ID)
     assert body["status"] == "loaded"
-    assert body["counts"] == {"rows_in": 5, "rows_valid": 3, "rows_rejected": 1, "rows_duplicate": 1}
+    assert body["counts"] == {"rows_in": 5, "rows_valid": 2, "rows_rejected": 2, "rows_duplicate": 1}
     assert [s["stage"] for s in body["stages"]] == ["ingest", "transform"]
     assert body["stages"][1]["duration_ms"] == pytest.approx(2000, abs=50)
     assert body["quality"] == [] and body["error"] is None
@@ -142,3 +151,25 @@ def test_metrics_count_requests_by_route_template(api_url: str, reader: httpx.Cl
     )
     assert line is not None, text
     assert float(line.rsplit(" ", 1)[1]) >= 1
+
+
+def test_rejects_page_through_a_batch_in_file_order(api_url: str, reader: httpx.Client) -> None:
+    first = reader.get(f"{api_url}/v1/batches/{BATCH_ID}/rejects", params={"limit": 1})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["batch_id"], body["dataset"], body["rows_rejected"]) == (str(BATCH_ID), "sales", 2)
+    assert body["rejects"] == [
+        {
+            "source_line": 3,
+            "reasons": ["missing_transaction_ts", "invalid_quantity"],
+            "record": {"transaction_id": "T3", "quantity": "x"},
+        }
+    ]
+    assert body["next_after_line"] == 3
+    second = reader.get(f"{api_url}/v1/batches/{BATCH_ID}/rejects", params={"limit": 1, "after_line": 3}).json()
+    assert [r["source_line"] for r in second["rejects"]] == [7]
+    assert second["next_after_line"] == 7
+    last = reader.get(f"{api_url}/v1/batches/{BATCH_ID}/rejects", params={"after_line": 7}).json()
+    assert (last["rejects"], last["next_after_line"]) == ([], None)
+    missing = reader.get(f"{api_url}/v1/batches/{uuid.uuid4()}/rejects")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "batch_not_found"
