@@ -25,7 +25,7 @@ import asyncpg
 from pyspark.sql import SparkSession
 
 from bench.common import throwaway_database
-from services.transform.service import stage_rows
+from services.transform.service import load_rows, run_job
 from services.transform.settings import TransformSettings
 from services.transform.spark import get_spark
 from shared.datasets import CONTRACTS, Dataset
@@ -89,9 +89,8 @@ def spark_stage(
         engine = create_engine(PlatformSettings(database_url=database_url))
         try:
             async with engine.begin() as conn:
-                output = await stage_rows(
-                    conn, spark, dataset=Dataset.sales, batch_id=batch_id, source=source, out=out, now=now
-                )
+                output = run_job(spark, dataset=Dataset.sales, batch_id=batch_id, source=source, out=out, now=now)
+                await load_rows(conn, Dataset.sales, batch_id, output)
                 return dict(output.seconds), await _counts(await raw_connection(conn), batch_id)
         finally:
             await engine.dispose()

@@ -345,36 +345,15 @@ async def _copy_csv_dir(conn: AsyncConnection, directory: Path, schema: str, tab
     return copied
 
 
-async def stage_rows(
-    conn: AsyncConnection,
-    spark: SparkSession,
-    *,
-    dataset: Dataset,
-    batch_id: uuid.UUID,
-    source: Path,
-    out: Path,
-    now: datetime,
-    file_format: str = "csv",
-    delimiter: str | None = None,
-) -> StageOutput:
-    """Run the Spark job on ``source`` and load its rows into raw.*, staging.* and the rejects, replacing
-    whatever an earlier attempt left for this batch (a rerun never adds rows); the row counts are checked.
+async def load_rows(conn: AsyncConnection, dataset: Dataset, batch_id: uuid.UUID, output: StageOutput) -> None:
+    """Load a job's rows into raw.*, staging.* and the rejects, replacing whatever an earlier attempt left for
+    this batch (a rerun never adds rows); the row counts are checked. ``output.seconds`` gains ``copy``.
 
-    ``StageOutput.seconds`` gains ``copy``, the time the COPYs took. (Copying the raw rows while Spark
-    still wrote the others was tried: on two cores both slowed down and nothing was gained.)
+    (Copying the raw rows while Spark still wrote the others was tried: on two cores both slowed down and
+    nothing was gained.)
     """
     for schema, table in (("raw", dataset.value), ("staging", dataset.value), ("staging", f"{dataset.value}_rejects")):
         await conn.execute(text(f"DELETE FROM {schema}.{table} WHERE batch_id = :b"), {"b": batch_id})
-    output = run_job(
-        spark,
-        dataset=dataset,
-        batch_id=batch_id,
-        source=source,
-        out=out,
-        now=now,
-        file_format=file_format,
-        delimiter=delimiter,
-    )
     started = time.perf_counter()
     raw_columns = ["batch_id", T.SOURCE_LINE, *CONTRACTS[dataset].column_names]
     raw_rows = await _copy_csv_dir(conn, output.raw_csv, "raw", dataset.value, raw_columns)
@@ -397,7 +376,6 @@ async def stage_rows(
         )
     if counts.rows_duplicate < 0 or counts.rows_in != counts.rows_valid + counts.rows_rejected + counts.rows_duplicate:
         raise ConservationError(f"rows do not add up: {counts.model_dump()}")
-    return output
 
 
 async def stage_batch(resources: Resources[TransformSettings], event: BatchReceived, spark: SparkSession) -> None:
@@ -412,8 +390,7 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
             suffix = ".gz" if batch.compression == "gzip" else ""
             source = workdir / f"source.{batch.file_format}{suffix}"
             resources.store.download(batch.object_bucket, batch.object_key, source)
-            output = await stage_rows(
-                conn,
+            output = run_job(
                 spark,
                 dataset=dataset,
                 batch_id=batch.batch_id,
@@ -423,6 +400,7 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
                 file_format=batch.file_format,
                 delimiter=batch.csv_delimiter,
             )
+            await load_rows(conn, dataset, batch.batch_id, output)
             prefix = f"{dataset.value}/batch_id={batch.batch_id}"
             resources.store.put_directory(settings.bucket_processed, prefix, output.parquet)
             staged = BatchStaged(
