@@ -37,9 +37,9 @@ import asyncpg
 
 from bench.common import throwaway_database
 from services.warehouse import repository
+from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine
 from shared.sampledata import GeneratorConfig, write_customers, write_products, write_sales
-from shared.settings import PlatformSettings
 
 FIRST_TARGET = 6.0
 INCREMENTAL_TARGET = 3.0
@@ -190,12 +190,12 @@ async def stage(url: str, dataset: str, path: Path) -> uuid.UUID:
     return batch_id
 
 
-async def timed_load(settings: PlatformSettings, dataset: str, batch_id: uuid.UUID) -> tuple[float, str]:
+async def timed_load(settings: WarehouseSettings, dataset: str, batch_id: uuid.UUID) -> tuple[float, str]:
     engine = create_engine(settings)
     try:
         started = time.perf_counter()
         async with engine.begin() as conn:
-            result = await repository.load(conn, dataset, batch_id)
+            result = await repository.load(conn, dataset, batch_id, settings.bulk_policy)
         seconds = time.perf_counter() - started
     finally:
         await engine.dispose()
@@ -211,7 +211,7 @@ async def analyze(url: str) -> None:
         await conn.close()
 
 
-def warehouse_batch(settings: PlatformSettings, files: Files) -> dict[str, tuple[float, str]]:
+def warehouse_batch(settings: WarehouseSettings, files: Files) -> dict[str, tuple[float, str]]:
     times = {}
     for dataset in DATASETS:
         batch_id = asyncio.run(stage(settings.database_url, dataset, getattr(files, dataset)))
@@ -353,7 +353,7 @@ def main() -> int:
     parser.add_argument("--incremental", type=int, default=200_000, help="sales rows of the incremental batch")
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temp folder)")
     args = parser.parse_args()
-    base = PlatformSettings()
+    base = WarehouseSettings()
     scratch = Path(tempfile.mkdtemp(prefix="sdp-bench-wh-", dir=args.dir))
     try:
         print(

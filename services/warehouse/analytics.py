@@ -19,6 +19,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.warehouse.bulk import BulkPolicy
+
 CREATE_AFFECTED_DATES = """
 CREATE TEMP TABLE IF NOT EXISTS affected_dates (full_date date PRIMARY KEY) ON COMMIT DROP
 """
@@ -85,13 +87,38 @@ APPLY_DELTA = [
     FROM fact_delta GROUP BY date, payment_method
     ON CONFLICT ON CONSTRAINT daily_payment_method_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
     """,
-    f"""
+]
+PRODUCT_DELTA = f"""
     INSERT INTO analytics.daily_product_sales AS t (date, product_id, orders, revenue, units, transactions,
         cancelled, refunded, batch_id)
     SELECT date, product_id, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, :batch_id
     FROM fact_delta GROUP BY date, product_id
     ON CONFLICT ON CONSTRAINT daily_product_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
-    """,
+"""
+# daily_product_sales holds about a row per fact (few sales of one product a day): a large delta rewrites the
+# rows of its dates whole, so that their indexes can be rebuilt rather than maintained (bulk.py). A row no
+# delta reaches keeps its batch_id and refreshed_at.
+PRODUCT_MEASURES = "orders, revenue, units, transactions, cancelled, refunded"
+ROW_MEASURES = """CASE WHEN status = 'completed' THEN sign ELSE 0 END,
+             CASE WHEN status = 'completed' THEN sign * total_amount ELSE 0 END,
+             CASE WHEN status = 'completed' THEN sign * quantity ELSE 0 END, sign,
+             CASE WHEN status = 'cancelled' THEN sign ELSE 0 END, CASE WHEN status = 'refunded' THEN sign ELSE 0 END"""
+PRODUCT_MERGED = f"""
+CREATE TEMP TABLE product_merged ON COMMIT DROP AS
+SELECT date, product_id, {", ".join(f"coalesce(sum({m}), 0) AS {m}" for m in PRODUCT_MEASURES.split(", "))},
+       CASE WHEN bool_or(fresh) THEN CAST(:batch_id AS uuid) ELSE min(batch_id::text)::uuid END AS batch_id,
+       CASE WHEN bool_or(fresh) THEN now() ELSE min(refreshed_at) END AS refreshed_at
+FROM (SELECT date, product_id, {PRODUCT_MEASURES}, false AS fresh, batch_id, refreshed_at
+      FROM analytics.daily_product_sales WHERE date IN (SELECT DISTINCT date FROM fact_delta)
+      UNION ALL
+      SELECT date, product_id, {ROW_MEASURES}, true, NULL::uuid, NULL::timestamptz FROM fact_delta) x
+GROUP BY date, product_id
+HAVING sum(transactions) <> 0
+"""
+PRODUCT_REWRITE = [
+    "DELETE FROM analytics.daily_product_sales WHERE date IN (SELECT DISTINCT date FROM fact_delta)",
+    f"""INSERT INTO analytics.daily_product_sales (date, product_id, {PRODUCT_MEASURES}, batch_id, refreshed_at)
+        SELECT date, product_id, {PRODUCT_MEASURES}, batch_id, refreshed_at FROM product_merged""",
 ]
 ADDITIVE_TABLES = [
     "analytics.daily_sales",
@@ -165,12 +192,27 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
     await conn.execute(text(TOUCHED_FIRST_ORDER_DATES))
 
 
-async def refresh(conn: AsyncConnection, batch_id: uuid.UUID) -> int:
+async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> None:
+    params = {"batch_id": batch_id}
+    rows = (await conn.execute(text("SELECT count(*) FROM fact_delta"))).scalar_one()
+    if not await bulk.applies(conn, "analytics.daily_product_sales", rows):
+        await conn.execute(text(PRODUCT_DELTA), params)
+        return
+    await conn.execute(text(PRODUCT_MERGED), params)
+    rewritten = (await conn.execute(text("SELECT count(*) FROM product_merged"))).scalar_one()
+    async with bulk.indexes(conn, "analytics.daily_product_sales", rewritten):
+        for statement in PRODUCT_REWRITE:
+            await conn.execute(text(statement))
+    await conn.execute(text("DROP TABLE product_merged"))
+
+
+async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> int:
     """Add the fact delta to the additive tables, rebuild the rest for the affected dates; returns how many."""
     params = {"batch_id": batch_id}
     await conn.execute(text(DELTA_DATES))
     for statement in APPLY_DELTA:
         await conn.execute(text(statement), params)
+    await apply_product_delta(conn, batch_id, bulk)
     for table in ADDITIVE_TABLES:
         await conn.execute(
             text(f"DELETE FROM {table} WHERE transactions = 0 AND date IN (SELECT DISTINCT date FROM fact_delta)")

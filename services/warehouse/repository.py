@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warehouse import analytics, dimensions
+from services.warehouse.bulk import BulkPolicy
 
 # One advisory lock per dataset. A load takes the locks of every dataset whose tables it reads or writes,
 # always in this order (no deadlock): a sales load binds to both dimensions; a dimension load re-binds
@@ -17,6 +18,8 @@ from services.warehouse import analytics, dimensions
 LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
 # The start of an inferred member's interval: facts of any date can bind to it until real history arrives.
 EARLIEST = "'1900-01-01 00:00:00+00'"
+# A dimension load writing at least this many versions refreshes the dimension's planner statistics.
+ANALYZE_AFTER_VERSIONS = 1_000
 # For this transaction only: the hash joins and aggregates of a large batch stay in memory.
 WORK_MEM = "SET LOCAL work_mem = '256MB'"
 
@@ -107,27 +110,64 @@ UNCHANGED_FACTS = """
 DELETE FROM fact_delta o
 WHERE o.sign = -1 AND NOT EXISTS (SELECT 1 FROM fact_delta n WHERE n.sign = 1 AND n.sale_key = o.sale_key)
 """
-UPSERT_FACTS = f"""
-WITH upserted AS (
-INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
-SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer,
-       c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method, s.status, s.batch_id
+# The batch's facts bound point in time, once; the update and the insert below read them.
+BATCH_FACTS = f"""
+CREATE TEMP TABLE batch_facts ON COMMIT DROP AS
+SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer
+       AS date_key, c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method,
+       s.status, s.batch_id
 FROM staging.sales s
 LEFT JOIN {BINDABLE.format(sk="customer_key", table="dim_customers", key="customer_id")} c
     ON c.customer_id = s.customer_id AND s.transaction_ts >= c.bind_from AND s.transaction_ts < c.valid_to
 LEFT JOIN {BINDABLE.format(sk="product_key", table="dim_products", key="product_id")} p
     ON p.product_id = s.product_id AND s.transaction_ts >= p.bind_from AND s.transaction_ts < p.valid_to
 WHERE s.batch_id = :batch_id
-ON CONFLICT (transaction_id) DO UPDATE SET
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in FACT_COLUMNS)}, batch_id = EXCLUDED.batch_id, loaded_at = now()
-WHERE ({", ".join(f"f.{c}" for c in FACT_COLUMNS)})
-    IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in FACT_COLUMNS)})
-  AND coalesce({RECEIVED.format("EXCLUDED.batch_id")} >= {RECEIVED.format("f.batch_id")}, true)
-RETURNING f.sale_key, f.transaction_ts, f.product_key, f.status, f.quantity, f.total_amount, f.payment_method)
+"""
+# The new version of each fact, as the additive analytics group it.
+NEW_FACTS_DELTA = """
 INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
 SELECT u.sale_key, 1, (u.transaction_ts AT TIME ZONE 'UTC')::date, u.status, u.quantity, u.total_amount,
        u.payment_method, p.product_id, p.category
-FROM upserted u LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
+FROM written u LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
+"""
+# What the analytics need of each fact written.
+WRITTEN = """RETURNING f.sale_key, f.transaction_ts, f.product_key, f.status, f.quantity, f.total_amount,
+    f.payment_method"""
+# A transaction already loaded takes the batch's record when it differs and the batch is not older than the
+# one whose record the fact holds.
+NEW_RECORD = ", ".join(f"{{new}}.{c}" for c in FACT_COLUMNS)
+CHANGED = f"""({", ".join(f"f.{c}" for c in FACT_COLUMNS)}) IS DISTINCT FROM ({NEW_RECORD})
+  AND coalesce({RECEIVED.format("{new}.batch_id")} >= {RECEIVED.format("f.batch_id")}, true)"""
+# With the table's indexes in place: one statement, one unique-index descent a row.
+UPSERT_FACTS = f"""
+WITH written AS (
+INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
+SELECT n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id FROM batch_facts n
+ON CONFLICT (transaction_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in FACT_COLUMNS)}, batch_id = EXCLUDED.batch_id, loaded_at = now()
+WHERE {CHANGED.format(new="EXCLUDED")}
+{WRITTEN})
+{NEW_FACTS_DELTA}
+"""
+# With them suspended (bulk.py) there is no arbiter index: the update of the transactions already loaded, then
+# the insert of the others.
+UPDATE_FACTS = f"""
+WITH written AS (
+UPDATE processed.fact_sales f
+SET ({", ".join(FACT_COLUMNS)}, batch_id, loaded_at) = ({", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id, now())
+FROM batch_facts n
+WHERE f.transaction_id = n.transaction_id AND {CHANGED.format(new="n")}
+{WRITTEN})
+{NEW_FACTS_DELTA}
+"""
+INSERT_FACTS = f"""
+WITH written AS (
+INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
+SELECT n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id
+FROM batch_facts n
+WHERE NOT EXISTS (SELECT 1 FROM processed.fact_sales x WHERE x.transaction_id = n.transaction_id)
+{WRITTEN})
+{NEW_FACTS_DELTA}
 """
 
 
@@ -139,12 +179,17 @@ class LoadResult:
     removed: int = 0  # dimension versions merged away
 
 
+async def analyze(conn: AsyncConnection, table: str) -> None:
+    """Fresh planner statistics of a table a load changed much of (as its owner: ops.analyze_table)."""
+    await conn.execute(text("SELECT ops.analyze_table(CAST(:table AS regclass))"), {"table": table})
+
+
 async def lock(conn: AsyncConnection, *datasets: str) -> None:
     for dataset in sorted(datasets, key=list(LOCK_KEYS).index):
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEYS[dataset]})
 
 
-async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> LoadResult:
+async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> LoadResult:
     """dim_date, inferred members, facts and the analytics of the dates they are on, for one sales batch."""
     params = {"batch_id": batch_id}
     await lock(conn, "customers", "products", "sales")
@@ -155,28 +200,41 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID) -> LoadResult:
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
+    await conn.execute(text(BATCH_FACTS), params)
+    await conn.execute(text("ANALYZE batch_facts"))
     await conn.execute(text(OLD_FACTS), params)
-    facts = (await conn.execute(text(UPSERT_FACTS), params)).rowcount
+    rows = (await conn.execute(text("SELECT count(*) FROM batch_facts"))).scalar_one()
+    async with bulk.indexes(conn, "processed.fact_sales", rows) as rebuilt:
+        if rebuilt:
+            facts = (await conn.execute(text(UPDATE_FACTS))).rowcount
+            facts += (await conn.execute(text(INSERT_FACTS))).rowcount
+        else:
+            facts = (await conn.execute(text(UPSERT_FACTS))).rowcount
+    if rebuilt:
+        await analyze(conn, "processed.fact_sales")
     await conn.execute(text(UNCHANGED_FACTS))
     await analytics.refresh_customer_summary(conn, batch_id)
-    await conn.execute(text("DROP TABLE touched_customers"))
-    dates = await analytics.refresh(conn, batch_id)
+    await conn.execute(text("DROP TABLE touched_customers, batch_facts"))
+    dates = await analytics.refresh(conn, batch_id, bulk)
     return LoadResult(facts=int(facts), dates=dates)
 
 
-async def load_dimension(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID) -> LoadResult:
+async def load_dimension(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID, bulk: BulkPolicy) -> LoadResult:
     """SCD2 merge of one customers or products batch, facts re-bound, analytics of the dates that moved."""
     await lock(conn, dataset, "sales")
     await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
     merged = await dimensions.merge(conn, dataset, batch_id)
-    dates = await analytics.refresh(conn, batch_id)
+    if merged.versions_written >= ANALYZE_AFTER_VERSIONS:
+        # The sales load that follows binds its facts to these versions: the planner should know them.
+        await analyze(conn, dimensions.DIMENSIONS[dataset].table)
+    dates = await analytics.refresh(conn, batch_id, bulk)
     return LoadResult(
         facts=merged.facts_rebound, dates=dates, versions=merged.versions_written, removed=merged.versions_removed
     )
 
 
-async def load(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID) -> LoadResult:
+async def load(conn: AsyncConnection, dataset: str, batch_id: uuid.UUID, bulk: BulkPolicy) -> LoadResult:
     if dataset == "sales":
-        return await load_sales(conn, batch_id)
-    return await load_dimension(conn, dataset, batch_id)
+        return await load_sales(conn, batch_id, bulk)
+    return await load_dimension(conn, dataset, batch_id, bulk)

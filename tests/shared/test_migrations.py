@@ -184,15 +184,16 @@ def test_dimension_accepts_adjacent_versions(settings: PlatformSettings, dim: st
 
 @pytest.mark.parametrize("dim", sorted(DIMENSIONS))
 def test_dimension_rejects_a_second_current_row(settings: PlatformSettings, dim: str) -> None:
-    """Two current rows always overlap (both end at the open end), so the exclusion constraint fires first."""
+    """Two current rows always overlap (both end at the open end); the one-current index, older than the
+    exclusion constraint migration 0010 rebuilt, is checked first. Both hold on their own (below)."""
 
     async def body(conn: asyncpg.Connection) -> None:
         k1 = unique("k1")
         await version(dim, k1, T1, OPEN_END, True)(conn)
         await expect(
             conn,
-            asyncpg.exceptions.ExclusionViolationError,
-            f"dim_{dim}_no_overlap",
+            asyncpg.exceptions.UniqueViolationError,
+            f"dim_{dim}_one_current",
             version(dim, k1, T2, OPEN_END, True),
         )
         assert await versions_of(conn, dim, k1) == [(T1, OPEN_END, True)]
@@ -367,5 +368,77 @@ def test_fact_sales_rejects_a_duplicate_transaction_id(settings: PlatformSetting
             [first, second],
         )
         assert [r[0] for r in rows] == sorted([first, second])
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+# --- bulk loads: indexes suspended and restored (migration 0010) ---------------------------------------------
+
+BULK_TABLES = ("processed.fact_sales", "analytics.daily_product_sales")
+INDEXES_OF = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname || '.' || tablename = $1 ORDER BY 1"
+
+
+def test_suspended_indexes_come_back_as_they_were(settings: PlatformSettings) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        before = {t: await conn.fetch(INDEXES_OF, t) for t in BULK_TABLES}
+        await conn.execute("SET LOCAL ROLE sdp_warehouse")
+        for table in BULK_TABLES:
+            suspended = await conn.fetchval("SELECT ops.suspend_indexes($1::regclass)", table)
+            assert suspended == len(before[table]) > 0
+            assert await conn.fetch(INDEXES_OF, table) == []
+            assert await conn.fetchval("SELECT ops.restore_indexes($1::regclass)", table) == suspended
+        await conn.execute("RESET ROLE")
+        assert {t: await conn.fetch(INDEXES_OF, t) for t in BULK_TABLES} == before
+        assert await conn.fetchval("SELECT count(*) FROM ops.suspended_indexes") == 0
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+def test_restoring_indexes_checks_the_unique_ones(settings: PlatformSettings) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET LOCAL ROLE sdp_warehouse")
+        await conn.execute("SELECT ops.suspend_indexes('processed.fact_sales')")
+        twice = unique("T")
+        for _ in range(2):
+            await conn.execute(
+                """INSERT INTO processed.fact_sales (transaction_id, transaction_ts, date_key, quantity, batch_id)
+                   VALUES ($1, $2, 20250309, 1, $3)""",
+                twice,
+                datetime(2025, 3, 9, 12, tzinfo=UTC),
+                uuid.uuid4(),
+            )
+        with pytest.raises(asyncpg.exceptions.UniqueViolationError):
+            await conn.execute("SELECT ops.restore_indexes('processed.fact_sales')")
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+@pytest.mark.parametrize(
+    ("function", "table"),
+    [
+        ("suspend_indexes", "ops.batches"),
+        ("suspend_indexes", "processed.dim_customers"),
+        ("suspend_indexes", "analytics.daily_sales"),
+        ("restore_indexes", "ops.api_keys"),
+        ("analyze_table", "ops.batches"),
+        ("analyze_table", "staging.sales"),
+    ],
+)
+def test_the_owner_functions_refuse_other_tables(settings: PlatformSettings, function: str, table: str) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET LOCAL ROLE sdp_warehouse")
+        with pytest.raises(asyncpg.exceptions.RaiseError, match="cannot be"):
+            await conn.execute(f"SELECT ops.{function}($1::regclass)", table)
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+@pytest.mark.parametrize("role", ["sdp_api", "sdp_transform", "sdp_quality", "sdp_ingest", "sdp_reconciler"])
+@pytest.mark.parametrize("function", ["suspend_indexes", "restore_indexes", "analyze_table"])
+def test_only_the_warehouse_runs_the_owner_functions(settings: PlatformSettings, role: str, function: str) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"SET LOCAL ROLE {role}")
+        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+            await conn.execute(f"SELECT ops.{function}('processed.fact_sales')")
 
     in_rolled_back_transaction(settings.database_url, body)

@@ -1,5 +1,8 @@
 """The SCD2 scenarios compare whole analytics tables with a recomputation from fact_sales, so they run on a
-database of their own: other tests seed analytics rows directly or leave facts behind in the session's."""
+database of their own: other tests seed analytics rows directly or leave facts behind in the session's.
+
+Every scenario runs twice: with indexes maintained row by row, and with every load rebuilding them
+(services/warehouse/bulk.py), the path large batches take."""
 
 from __future__ import annotations
 
@@ -8,17 +11,24 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.warehouse.settings import WarehouseSettings
 from shared.admin import migrate
-from shared.settings import PlatformSettings
 from tests.conftest import create_database, drop_database, settings_from
 
+# indexes -> the policy's settings
+POLICIES = {
+    "maintained": {"warehouse_bulk_min_rows": 2**62},
+    "rebuilt": {"warehouse_bulk_min_rows": 0, "warehouse_bulk_min_share": 0.0},
+}
 
-@pytest.fixture(scope="package")
-def settings(test_env: dict[str, str]) -> Iterator[PlatformSettings]:
-    database_url = f"{test_env['SDP_DATABASE_URL']}_warehouse"
+
+@pytest.fixture(scope="package", params=list(POLICIES))
+def settings(test_env: dict[str, str], request: pytest.FixtureRequest) -> Iterator[WarehouseSettings]:
+    database_url = f"{test_env['SDP_DATABASE_URL']}_warehouse_{request.param}"
     asyncio.run(create_database(database_url))
     try:
-        own = settings_from({**test_env, "SDP_DATABASE_URL": database_url})
+        env = {**test_env, "SDP_DATABASE_URL": database_url}
+        own = settings_from(env, WarehouseSettings, **POLICIES[request.param])
         migrate(own, create_database=False)
         yield own
     finally:

@@ -17,8 +17,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warehouse import repository
+from services.warehouse.bulk import BulkPolicy
+from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine
-from shared.settings import PlatformSettings
 
 OPEN_END = datetime(9999, 12, 31, tzinfo=UTC)
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -109,6 +110,7 @@ TRACKED = {
 @dataclass
 class Warehouse:
     conn: AsyncConnection
+    bulk: BulkPolicy
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
     batches: list[tuple[str, uuid.UUID]] = field(default_factory=list)
 
@@ -147,7 +149,7 @@ class Warehouse:
     async def load(self, dataset: str, batch_id: uuid.UUID) -> repository.LoadResult:
         """The load as the warehouse's own database role runs it, then every check."""
         await self.conn.execute(text("SET LOCAL ROLE sdp_warehouse"))
-        result = await repository.load(self.conn, dataset, batch_id)
+        result = await repository.load(self.conn, dataset, batch_id, self.bulk)
         await self.conn.execute(text("RESET ROLE"))
         await self.conn.execute(text("UPDATE ops.batches SET status = 'loaded' WHERE batch_id = :b"), {"b": batch_id})
         self.batches.append((dataset, batch_id))
@@ -232,7 +234,7 @@ class Warehouse:
 Scenario = Callable[[Warehouse], Awaitable[None]]
 
 
-def run_scenario(settings: PlatformSettings, scenario: Scenario, *, prefix: str | None = None) -> None:
+def run_scenario(settings: WarehouseSettings, scenario: Scenario, *, prefix: str | None = None) -> None:
     """Run ``scenario`` in a transaction that is rolled back, so tests never see each other's rows."""
 
     async def run() -> None:
@@ -241,7 +243,7 @@ def run_scenario(settings: PlatformSettings, scenario: Scenario, *, prefix: str 
             async with engine.connect() as conn:
                 tx = await conn.begin()
                 try:
-                    warehouse = Warehouse(conn) if prefix is None else Warehouse(conn, prefix=prefix)
+                    warehouse = Warehouse(conn, settings.bulk_policy, **({} if prefix is None else {"prefix": prefix}))
                     await scenario(warehouse)
                 finally:
                     await tx.rollback()

@@ -11,7 +11,7 @@ import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.settings import PlatformSettings
+from services.warehouse.settings import WarehouseSettings
 from tests.services.warehouse.harness import (
     OPEN_END,
     Customer,
@@ -25,7 +25,7 @@ from tests.services.warehouse.harness import (
 )
 
 
-def test_a_change_opens_a_version_and_facts_after_it_move_to_it(settings: PlatformSettings) -> None:
+def test_a_change_opens_a_version_and_facts_after_it_move_to_it(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c, p = w.key("C"), w.key("P")
         v1 = Customer(c, at(1), city="Recife", state="PE")
@@ -49,7 +49,7 @@ def test_a_change_opens_a_version_and_facts_after_it_move_to_it(settings: Platfo
     run_scenario(settings, scenario)
 
 
-def test_an_identical_record_resent_changes_nothing(settings: PlatformSettings) -> None:
+def test_an_identical_record_resent_changes_nothing(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         v1 = Customer(c, at(1))
@@ -73,7 +73,7 @@ def test_an_identical_record_resent_changes_nothing(settings: PlatformSettings) 
     run_scenario(settings, scenario)
 
 
-def test_change_and_revert_are_three_versions(settings: PlatformSettings) -> None:
+def test_change_and_revert_are_three_versions(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         a1, b, a2 = Customer(c, at(1)), Customer(c, at(3), city="Natal", state="RN"), Customer(c, at(5))
@@ -92,7 +92,7 @@ def test_change_and_revert_are_three_versions(settings: PlatformSettings) -> Non
     run_scenario(settings, scenario)
 
 
-def test_several_changes_in_one_batch_become_versions_in_order(settings: PlatformSettings) -> None:
+def test_several_changes_in_one_batch_become_versions_in_order(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         a = Customer(c, at(1))
@@ -111,7 +111,7 @@ def test_several_changes_in_one_batch_become_versions_in_order(settings: Platfor
     run_scenario(settings, scenario)
 
 
-def test_an_out_of_order_record_splits_the_version_it_falls_into(settings: PlatformSettings) -> None:
+def test_an_out_of_order_record_splits_the_version_it_falls_into(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         a, cc = Customer(c, at(1), city="A"), Customer(c, at(5), city="C")
@@ -151,7 +151,7 @@ def test_an_out_of_order_record_splits_the_version_it_falls_into(settings: Platf
     run_scenario(settings, scenario)
 
 
-def test_a_late_out_of_order_record_equal_to_its_predecessor_merges_two_versions(settings: PlatformSettings) -> None:
+def test_a_late_out_of_order_record_equal_to_its_predecessor_merges_two_versions(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         await w.customers(Customer(c, at(1), city="A"), Customer(c, at(3), city="B"), Customer(c, at(5), city="C"))
@@ -170,7 +170,7 @@ def test_a_late_out_of_order_record_equal_to_its_predecessor_merges_two_versions
     run_scenario(settings, scenario)
 
 
-def test_a_customer_arriving_after_its_sales_completes_the_inferred_member(settings: PlatformSettings) -> None:
+def test_a_customer_arriving_after_its_sales_completes_the_inferred_member(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c, p = w.key("C"), w.key("P")
         await w.sales(Sale(w.key("S1"), at(2), c, p), Sale(w.key("S2"), at(6), c, p))
@@ -208,7 +208,7 @@ def test_a_customer_arriving_after_its_sales_completes_the_inferred_member(setti
     run_scenario(settings, scenario)
 
 
-def test_a_product_category_change_between_two_sales(settings: PlatformSettings) -> None:
+def test_a_product_category_change_between_two_sales(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         p = w.key("P")
         toys, books = Product(p, at(1), category="toys"), Product(p, at(3), category="books")
@@ -235,7 +235,7 @@ def test_a_product_category_change_between_two_sales(settings: PlatformSettings)
     run_scenario(settings, scenario)
 
 
-def test_a_resent_transaction_is_an_update_never_a_second_fact(settings: PlatformSettings) -> None:
+def test_a_resent_transaction_is_an_update_never_a_second_fact(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         await w.customers(Customer(c, at(1)))
@@ -261,7 +261,7 @@ def test_a_resent_transaction_is_an_update_never_a_second_fact(settings: Platfor
 
 
 def test_new_and_returning_customers_follow_the_first_order_even_when_it_arrives_late(
-    settings: PlatformSettings,
+    settings: WarehouseSettings,
 ) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
@@ -274,7 +274,7 @@ def test_new_and_returning_customers_follow_the_first_order_even_when_it_arrives
     run_scenario(settings, scenario)
 
 
-def test_any_load_order_respecting_effective_times_gives_the_same_warehouse(settings: PlatformSettings) -> None:
+def test_any_load_order_respecting_effective_times_gives_the_same_warehouse(settings: WarehouseSettings) -> None:
     prefix = "order-independence"
     c, p = f"{prefix}-C", f"{prefix}-P"
     customers = [Customer(c, at(1), city="A"), Customer(c, at(3), city="B"), Customer(c, at(5), city="A")]
@@ -321,7 +321,7 @@ def test_any_load_order_respecting_effective_times_gives_the_same_warehouse(sett
     assert snapshots[0]["dims"]["customers"][-1][1:4] == (at(5), OPEN_END, True)
 
 
-def test_the_same_record_time_from_two_batches_keeps_the_later_batch(settings: PlatformSettings) -> None:
+def test_the_same_record_time_from_two_batches_keeps_the_later_batch(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
         older = await w.stage("customers", [Customer(c, at(1), city="Old")])
