@@ -103,12 +103,16 @@ ROW_MEASURES = """CASE WHEN status = 'completed' THEN sign ELSE 0 END,
              CASE WHEN status = 'completed' THEN sign * total_amount ELSE 0 END,
              CASE WHEN status = 'completed' THEN sign * quantity ELSE 0 END, sign,
              CASE WHEN status = 'cancelled' THEN sign ELSE 0 END, CASE WHEN status = 'refunded' THEN sign ELSE 0 END"""
+# The counts of one (date, product) fit an integer: summed as integers, their aggregate states are plain
+# machine words where numeric ones would be allocated per group (and spill a large batch's groups to disk).
+PRODUCT_COUNTS_AS_INT = "orders::integer, revenue, units::integer, transactions::integer, cancelled::integer, "
+PRODUCT_COUNTS_AS_INT += "refunded::integer"
 PRODUCT_MERGED = f"""
 CREATE TEMP TABLE product_merged ON COMMIT DROP AS
 SELECT date, product_id, {", ".join(f"coalesce(sum({m}), 0) AS {m}" for m in PRODUCT_MEASURES.split(", "))},
        CASE WHEN bool_or(fresh) THEN CAST(:batch_id AS uuid) ELSE min(batch_id::text)::uuid END AS batch_id,
        CASE WHEN bool_or(fresh) THEN now() ELSE min(refreshed_at) END AS refreshed_at
-FROM (SELECT date, product_id, {PRODUCT_MEASURES}, false AS fresh, batch_id, refreshed_at
+FROM (SELECT date, product_id, {PRODUCT_COUNTS_AS_INT}, false AS fresh, batch_id, refreshed_at
       FROM analytics.daily_product_sales WHERE date IN (SELECT DISTINCT date FROM fact_delta)
       UNION ALL
       SELECT date, product_id, {ROW_MEASURES}, true, NULL::uuid, NULL::timestamptz FROM fact_delta) x
@@ -209,6 +213,9 @@ async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: 
 async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> int:
     """Add the fact delta to the additive tables, rebuild the rest for the affected dates; returns how many."""
     params = {"batch_id": batch_id}
+    # Temporary tables are never analyzed by autovacuum; without statistics the planner takes a batch's
+    # million rows for a few thousand and sorts where it should hash.
+    await conn.execute(text("ANALYZE fact_delta"))
     await conn.execute(text(DELTA_DATES))
     for statement in APPLY_DELTA:
         await conn.execute(text(statement), params)
@@ -218,6 +225,7 @@ async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) 
             text(f"DELETE FROM {table} WHERE transactions = 0 AND date IN (SELECT DISTINCT date FROM fact_delta)")
         )
     await conn.execute(text(REFRESH_FACTS))
+    await conn.execute(text("ANALYZE refresh_facts"))
     for table in RECOMPUTED_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM affected_dates)"))
     for statement in REFRESH:
