@@ -22,6 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 ESTIMATED_ROWS = "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = CAST(:table AS regclass)"
 
 
+async def estimated_rows(conn: AsyncConnection, table: str) -> float:
+    """The rows the planner believes ``table`` holds (0 for one never analyzed)."""
+    return float((await conn.execute(text(ESTIMATED_ROWS), {"table": table})).scalar_one())
+
+
 @dataclass(frozen=True)
 class BulkPolicy:
     """A load adding ``rows`` to a table rebuilds its indexes when ``rows`` is at least ``min_rows`` and at
@@ -33,8 +38,7 @@ class BulkPolicy:
     async def applies(self, conn: AsyncConnection, table: str, rows: int) -> bool:
         if rows < self.min_rows:
             return False
-        held = (await conn.execute(text(ESTIMATED_ROWS), {"table": table})).scalar_one()
-        return rows >= self.min_share * float(held)
+        return rows >= self.min_share * await estimated_rows(conn, table)
 
     @asynccontextmanager
     async def indexes(self, conn: AsyncConnection, table: str, rows: int) -> AsyncIterator[bool]:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.warehouse import analytics, dimensions
-from services.warehouse.bulk import BulkPolicy
+from services.warehouse.bulk import BulkPolicy, estimated_rows
 
 # One advisory lock per dataset. A load takes the locks of every dataset whose tables it reads or writes,
 # always in this order (no deadlock): a sales load binds to both dimensions; a dimension load re-binds
@@ -18,8 +18,11 @@ from services.warehouse.bulk import BulkPolicy
 LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
 # The start of an inferred member's interval: facts of any date can bind to it until real history arrives.
 EARLIEST = "'1900-01-01 00:00:00+00'"
-# A dimension load writing at least this many versions refreshes the dimension's planner statistics.
+# A dimension load writing at least this many versions, and this share of the rows the planner knows of,
+# refreshes the dimension's statistics.
 ANALYZE_AFTER_VERSIONS = 1_000
+ANALYZE_AFTER_SHARE = 0.2
+STAGED_ROWS = "SELECT count(*) FROM staging.sales WHERE batch_id = :batch_id"
 # For this transaction only: the hash joins and aggregates of a large batch stay in memory.
 WORK_MEM = "SET LOCAL work_mem = '256MB'"
 
@@ -110,9 +113,8 @@ UNCHANGED_FACTS = """
 DELETE FROM fact_delta o
 WHERE o.sign = -1 AND NOT EXISTS (SELECT 1 FROM fact_delta n WHERE n.sign = 1 AND n.sale_key = o.sale_key)
 """
-# The batch's facts bound point in time, once; the update and the insert below read them.
-BATCH_FACTS = f"""
-CREATE TEMP TABLE batch_facts ON COMMIT DROP AS
+# The batch's facts bound point in time.
+BOUND_SALES = f"""
 SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer
        AS date_key, c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method,
        s.status, s.batch_id
@@ -123,6 +125,8 @@ LEFT JOIN {BINDABLE.format(sk="product_key", table="dim_products", key="product_
     ON p.product_id = s.product_id AND s.transaction_ts >= p.bind_from AND s.transaction_ts < p.valid_to
 WHERE s.batch_id = :batch_id
 """
+# A bulk load binds them once, for the update and the insert that read them.
+BATCH_FACTS = f"CREATE TEMP TABLE batch_facts ON COMMIT DROP AS {BOUND_SALES}"
 # The new version of each fact, as the additive analytics group it.
 NEW_FACTS_DELTA = """
 INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
@@ -142,7 +146,7 @@ CHANGED = f"""({", ".join(f"f.{c}" for c in FACT_COLUMNS)}) IS DISTINCT FROM ({N
 UPSERT_FACTS = f"""
 WITH written AS (
 INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
-SELECT n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id FROM batch_facts n
+SELECT n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id FROM ({BOUND_SALES}) n
 ON CONFLICT (transaction_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in FACT_COLUMNS)}, batch_id = EXCLUDED.batch_id, loaded_at = now()
 WHERE {CHANGED.format(new="EXCLUDED")}
@@ -200,21 +204,22 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolic
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
-    await conn.execute(text(BATCH_FACTS), params)
-    await conn.execute(text("ANALYZE batch_facts"))
     await conn.execute(text(OLD_FACTS), params)
-    rows = (await conn.execute(text("SELECT count(*) FROM batch_facts"))).scalar_one()
+    rows = (await conn.execute(text(STAGED_ROWS), params)).scalar_one()
     async with bulk.indexes(conn, "processed.fact_sales", rows) as rebuilt:
         if rebuilt:
+            await conn.execute(text(BATCH_FACTS), params)
+            await conn.execute(text("ANALYZE batch_facts"))
             facts = (await conn.execute(text(UPDATE_FACTS))).rowcount
             facts += (await conn.execute(text(INSERT_FACTS))).rowcount
+            await conn.execute(text("DROP TABLE batch_facts"))
         else:
-            facts = (await conn.execute(text(UPSERT_FACTS))).rowcount
+            facts = (await conn.execute(text(UPSERT_FACTS), params)).rowcount
     if rebuilt:
         await analyze(conn, "processed.fact_sales")
     await conn.execute(text(UNCHANGED_FACTS))
     await analytics.refresh_customer_summary(conn, batch_id)
-    await conn.execute(text("DROP TABLE touched_customers, batch_facts"))
+    await conn.execute(text("DROP TABLE touched_customers"))
     dates = await analytics.refresh(conn, batch_id, bulk)
     return LoadResult(facts=int(facts), dates=dates)
 
@@ -225,9 +230,10 @@ async def load_dimension(conn: AsyncConnection, dataset: str, batch_id: uuid.UUI
     await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
     merged = await dimensions.merge(conn, dataset, batch_id)
-    if merged.versions_written >= ANALYZE_AFTER_VERSIONS:
+    table = dimensions.DIMENSIONS[dataset].table
+    if merged.versions_written >= max(ANALYZE_AFTER_VERSIONS, ANALYZE_AFTER_SHARE * await estimated_rows(conn, table)):
         # The sales load that follows binds its facts to these versions: the planner should know them.
-        await analyze(conn, dimensions.DIMENSIONS[dataset].table)
+        await analyze(conn, table)
     dates = await analytics.refresh(conn, batch_id, bulk)
     return LoadResult(
         facts=merged.facts_rebound, dates=dates, versions=merged.versions_written, removed=merged.versions_removed

@@ -394,6 +394,25 @@ def test_suspended_indexes_come_back_as_they_were(settings: PlatformSettings) ->
     in_rolled_back_transaction(settings.database_url, body)
 
 
+@pytest.mark.parametrize(
+    "table",
+    ["processed.dim_customers", "processed.dim_products", "processed.fact_sales", "analytics.daily_product_sales"],
+)
+def test_the_warehouse_refreshes_statistics_of_the_tables_it_loads(settings: PlatformSettings, table: str) -> None:
+    """ANALYZE by a role that does not own the table is skipped with a warning; ops.analyze_table runs it as
+    the owner. A never-analyzed table has reltuples -1 (set here, in the rolled-back transaction)."""
+    reltuples = "SELECT reltuples FROM pg_class WHERE oid = $1::regclass"
+
+    async def body(conn: asyncpg.Connection) -> None:
+        await conn.execute("UPDATE pg_class SET reltuples = -1 WHERE oid = $1::regclass", table)
+        await conn.execute("SET LOCAL ROLE sdp_warehouse")
+        await conn.execute("SELECT ops.analyze_table($1::regclass)", table)
+        await conn.execute("RESET ROLE")
+        assert await conn.fetchval(reltuples, table) >= 0
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
 def test_restoring_indexes_checks_the_unique_ones(settings: PlatformSettings) -> None:
     async def body(conn: asyncpg.Connection) -> None:
         await conn.execute("SET LOCAL ROLE sdp_warehouse")
