@@ -82,6 +82,9 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
                 "--port",
                 str(settings.api_port),
                 "--no-access-log",
+                # An open /v1/events stream never ends by itself: shutting down closes it after this long.
+                "--timeout-graceful-shutdown",
+                "5",
             ],
             health_url=f"http://{host}:{settings.api_port}/readyz",
         ),

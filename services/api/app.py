@@ -9,19 +9,26 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 
 from services.api import admin, repository
+from services.api.events import live_events
 from services.api.schemas import (
     AdminActionIn,
     AdminActionOut,
     BatchListOut,
     BatchOut,
+    CategoriesOut,
     DailyKpisOut,
+    KpiSummaryOut,
+    PaymentMethodsOut,
     PipelineStatusOut,
     QualityChecksOut,
     RejectsOut,
+    StatesOut,
+    TopProductsOut,
 )
 from services.api.settings import ApiSettings
 from shared.bus import SERVICES, EventBus
@@ -33,6 +40,23 @@ from shared.quality_config import CHECK_TYPES, LoadedConfig, load_quality_config
 log = get_logger(__name__)
 
 MAX_RANGE_DAYS = 3660
+
+
+From = Annotated[date, Query(alias="from")]
+To = Annotated[date, Query(alias="to")]
+
+
+def _check_range(start: date, end: date) -> None:
+    if end < start:
+        raise ApiError(400, "invalid_range", "'to' is before 'from'")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise ApiError(400, "invalid_range", f"a range spans at most {MAX_RANGE_DAYS} days")
+
+
+async def _breakdown(request: Request, name: str, start: date, end: date) -> list[dict[str, Any]]:
+    _check_range(start, end)
+    async with engine_of(request).connect() as conn:
+        return await repository.breakdown(conn, name, start=start, end=end)
 
 
 def _counts(row: dict[str, Any]) -> dict[str, Any]:
@@ -202,18 +226,58 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         }
 
     @app.get("/v1/kpis/daily", response_model=DailyKpisOut)
-    async def daily_kpis(
-        request: Request,
-        _: KpiReader,
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
-    ) -> Any:
-        if end < start:
-            raise ApiError(400, "invalid_range", "'to' is before 'from'")
-        if (end - start).days > MAX_RANGE_DAYS:
-            raise ApiError(400, "invalid_range", f"a range spans at most {MAX_RANGE_DAYS} days")
+    async def daily_kpis(request: Request, _: KpiReader, start: From, end: To) -> Any:
+        _check_range(start, end)
         async with engine_of(request).connect() as conn:
             days = await repository.daily_kpis(conn, start=start, end=end)
         return {"from": start, "to": end, "days": days}
+
+    @app.get("/v1/kpis/summary", response_model=KpiSummaryOut)
+    async def kpi_summary(request: Request, _: KpiReader, start: From, end: To) -> Any:
+        """The range's headline figures (DESIGN §5): sums of the daily ones, distinct customers counted once."""
+        _check_range(start, end)
+        async with engine_of(request).connect() as conn:
+            summary = await repository.kpi_summary(conn, start=start, end=end)
+        return {"from": start, "to": end, **summary}
+
+    @app.get("/v1/kpis/categories", response_model=CategoriesOut)
+    async def kpis_by_category(request: Request, _: KpiReader, start: From, end: To) -> Any:
+        return {"from": start, "to": end, "categories": await _breakdown(request, "categories", start, end)}
+
+    @app.get("/v1/kpis/payment-methods", response_model=PaymentMethodsOut)
+    async def kpis_by_payment_method(request: Request, _: KpiReader, start: From, end: To) -> Any:
+        return {"from": start, "to": end, "payment_methods": await _breakdown(request, "payment_methods", start, end)}
+
+    @app.get("/v1/kpis/states", response_model=StatesOut)
+    async def kpis_by_state(request: Request, _: KpiReader, start: From, end: To) -> Any:
+        return {"from": start, "to": end, "states": await _breakdown(request, "states", start, end)}
+
+    @app.get("/v1/kpis/top-products", response_model=TopProductsOut)
+    async def top_products(
+        request: Request, _: KpiReader, start: From, end: To, limit: Annotated[int, Query(ge=1, le=1000)] = 10
+    ) -> Any:
+        _check_range(start, end)
+        async with engine_of(request).connect() as conn:
+            products = await repository.top_products(conn, start=start, end=end, limit=limit)
+        return {"from": start, "to": end, "products": products}
+
+    @app.get(
+        "/v1/events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent batch events"}},
+    )
+    async def events(
+        request: Request,
+        _: BatchReader,
+        batch_id: uuid.UUID | None = None,
+        last_event_id: Annotated[uuid.UUID | None, Header()] = None,
+    ) -> StreamingResponse:
+        """Every batch event as it is published (``event:`` its type, ``data:`` the event, ``id:`` its
+        event_id); optionally one batch's only. A client reconnecting with ``Last-Event-ID`` first gets what
+        was recorded after that event."""
+        stream = live_events(request, settings, batch_id=batch_id, last_event_id=last_event_id)
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     return app

@@ -131,3 +131,93 @@ async def freshness(conn: AsyncConnection) -> list[dict[str, Any]]:
 async def batches_by_status(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(text("SELECT status, count(*) FROM ops.batches GROUP BY status"))
     return {r[0]: int(r[1]) for r in rows}
+
+
+def _date_key(day: date) -> int:
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+# Additive measures summed over a date range from the daily tables. Distinct customers are not additive
+# (one customer buys on many days): the summary counts them from the facts.
+SUMMARY = """
+SELECT coalesce(sum(orders), 0) AS orders, coalesce(sum(revenue), 0) AS revenue, coalesce(sum(units), 0) AS units,
+       coalesce(round(sum(revenue) / nullif(sum(orders), 0), 2), 0) AS avg_order_value,
+       coalesce(sum(transactions), 0) AS transactions, coalesce(sum(cancelled), 0) AS cancelled,
+       coalesce(sum(refunded), 0) AS refunded,
+       coalesce(round(sum(cancelled)::numeric / nullif(sum(transactions), 0), 4), 0) AS cancellation_rate,
+       coalesce(round(sum(refunded)::numeric / nullif(sum(transactions), 0), 4), 0) AS refund_rate,
+       count(*) FILTER (WHERE transactions > 0) AS days_with_sales
+FROM analytics.daily_sales WHERE date BETWEEN :start AND :end
+"""
+DISTINCT_CUSTOMERS = """
+SELECT count(DISTINCT c.customer_id)
+FROM processed.fact_sales f JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+WHERE f.status = 'completed' AND f.date_key BETWEEN :start_key AND :end_key
+"""
+
+
+async def kpi_summary(conn: AsyncConnection, *, start: date, end: date) -> dict[str, Any]:
+    row = dict((await conn.execute(text(SUMMARY), {"start": start, "end": end})).mappings().one())
+    keys = {"start_key": _date_key(start), "end_key": _date_key(end)}
+    row["distinct_customers"] = (await conn.execute(text(DISTINCT_CUSTOMERS), keys)).scalar_one()
+    return row
+
+
+# breakdown -> (table, the columns it groups by, its measures); identifiers are constants, never input.
+BREAKDOWNS = {
+    "categories": ("analytics.daily_category_sales", ("category",), ("orders", "revenue", "units", "transactions")),
+    "payment_methods": (
+        "analytics.daily_payment_method_sales",
+        ("payment_method",),
+        ("orders", "revenue", "units", "transactions", "cancelled", "refunded"),
+    ),
+    "states": ("analytics.daily_region_sales", ("country", "state"), ("orders", "revenue", "units", "transactions")),
+}
+
+
+async def breakdown(conn: AsyncConnection, name: str, *, start: date, end: date) -> list[dict[str, Any]]:
+    """One row per group over the range, the largest revenue first (ties in the group's order)."""
+    table, keys, measures = BREAKDOWNS[name]
+    group = ", ".join(keys)
+    sums = ", ".join(f"sum({m}) AS {m}" for m in measures)
+    rows = await conn.execute(
+        text(
+            f"""SELECT {group}, {sums} FROM {table} WHERE date BETWEEN :start AND :end
+                GROUP BY {group} ORDER BY sum(revenue) DESC, {", ".join(f"{k} NULLS LAST" for k in keys)}"""
+        ),
+        {"start": start, "end": end},
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+TOP_PRODUCTS = """
+SELECT s.product_id, p.product_name, p.category, s.orders, s.revenue, s.units, s.cancelled, s.refunded
+FROM (SELECT product_id, sum(orders) AS orders, sum(revenue) AS revenue, sum(units) AS units,
+             sum(cancelled) AS cancelled, sum(refunded) AS refunded
+      FROM analytics.daily_product_sales
+      WHERE date BETWEEN :start AND :end AND product_id IS NOT NULL
+      GROUP BY product_id
+      ORDER BY sum(revenue) DESC, product_id
+      LIMIT :limit) s
+LEFT JOIN processed.dim_products p ON p.product_id = s.product_id AND p.is_current
+ORDER BY s.revenue DESC, s.product_id
+"""
+
+
+async def top_products(conn: AsyncConnection, *, start: date, end: date, limit: int) -> list[dict[str, Any]]:
+    """The products with the largest revenue over the range, named and categorised as they are now."""
+    rows = await conn.execute(text(TOP_PRODUCTS), {"start": start, "end": end, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def events_after(conn: AsyncConnection, event_id: uuid.UUID, limit: int) -> list[str]:
+    """The events recorded after ``event_id`` (as JSON, oldest first); none if it is unknown."""
+    rows = await conn.execute(
+        text(
+            """SELECT e.payload::text FROM ops.batch_events e
+               WHERE e.created_at > (SELECT created_at FROM ops.batch_events WHERE event_id = :id)
+               ORDER BY e.created_at, e.event_id LIMIT :limit"""
+        ),
+        {"id": event_id, "limit": limit},
+    )
+    return [r[0] for r in rows]

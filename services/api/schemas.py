@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 # back as the same two-decimal value for any amount below 2**53 cents.
 Money = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json")]
 
+# A ratio to four decimals, written as a JSON number.
+Rate = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json")]
+
 BatchStatus = Literal["received", "staged", "validated", "quarantined", "loaded", "failed"]
 
 
@@ -104,6 +107,11 @@ class BatchListOut(Schema):
     batches: list[BatchSummaryOut]
 
 
+class RangeOut(Schema):
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date
+
+
 class DayKpisOut(Schema):
     date: date
     orders: int
@@ -115,10 +123,71 @@ class DayKpisOut(Schema):
     refunded: int
 
 
-class DailyKpisOut(Schema):
-    from_: date = Field(alias="from", serialization_alias="from")
-    to: date
+class DailyKpisOut(RangeOut):
     days: list[DayKpisOut]
+
+
+class KpiSummaryOut(RangeOut):
+    orders: int = Field(description="completed transactions")
+    revenue: Money = Field(description="sum of total_amount over completed transactions")
+    units: int = Field(description="sum of quantity over completed transactions")
+    avg_order_value: Money = Field(description="revenue / orders")
+    distinct_customers: int = Field(description="customers with a completed transaction in the range")
+    transactions: int = Field(description="all transactions, whatever their status")
+    cancelled: int
+    refunded: int
+    cancellation_rate: Rate = Field(description="cancelled / transactions")
+    refund_rate: Rate = Field(description="refunded / transactions")
+    days_with_sales: int
+
+
+class Measures(Schema):
+    orders: int
+    revenue: Money
+    units: int
+    transactions: int
+
+
+class CategoryOut(Measures):
+    category: str | None = Field(description="the product's category as of the sale")
+
+
+class CategoriesOut(RangeOut):
+    categories: list[CategoryOut]
+
+
+class PaymentMethodOut(Measures):
+    payment_method: str | None
+    cancelled: int
+    refunded: int
+
+
+class PaymentMethodsOut(RangeOut):
+    payment_methods: list[PaymentMethodOut]
+
+
+class StateOut(Measures):
+    country: str | None = Field(description="the customer's country as of the sale")
+    state: str | None = Field(description="the customer's state as of the sale")
+
+
+class StatesOut(RangeOut):
+    states: list[StateOut]
+
+
+class TopProductOut(Schema):
+    product_id: str
+    product_name: str | None = Field(description="the product's current name")
+    category: str | None = Field(description="the product's current category")
+    orders: int
+    revenue: Money
+    units: int
+    cancelled: int
+    refunded: int
+
+
+class TopProductsOut(RangeOut):
+    products: list[TopProductOut]
 
 
 class DatasetChecksOut(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +80,13 @@ def _expected_versions(path: Path, dataset: str) -> dict[str, list[tuple[Any, ..
     return by_key
 
 
-def test_customers_products_and_sales_files_are_loaded_point_in_time(platform: Platform, tmp_path: Path) -> None:
-    customers = _own_keys(write_customers(CONFIG, tmp_path / "customers.csv"), ("customer_id",))
-    products = _own_keys(write_products(CONFIG, tmp_path / "products.csv"), ("product_id",))
-    sales = _own_keys(write_sales(CONFIG, tmp_path / "sales.csv"), ("transaction_id", "customer_id", "product_id"))
+@pytest.fixture(scope="module")
+def loaded(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A customers, a products and a sales file of this module's own keys, each loaded; their paths."""
+    folder = tmp_path_factory.mktemp("warehouse")
+    customers = _own_keys(write_customers(CONFIG, folder / "customers.csv"), ("customer_id",))
+    products = _own_keys(write_products(CONFIG, folder / "products.csv"), ("product_id",))
+    sales = _own_keys(write_sales(CONFIG, folder / "sales.csv"), ("transaction_id", "customer_id", "product_id"))
     with platform.client("ingest:write", "batches:read") as client:
         for path, dataset in ((customers, "customers"), (products, "products"), (sales, "sales")):
             accepted = post_file(client, platform, path, dataset)
@@ -91,7 +94,13 @@ def test_customers_products_and_sales_files_are_loaded_point_in_time(platform: P
             batch = wait_terminal(client, platform, accepted.json()["batch_id"])
             assert batch["status"] == "loaded", batch
             assert [s["status"] for s in batch["stages"]] == ["succeeded"] * 4, batch
+    return customers, products, sales
 
+
+def test_customers_products_and_sales_files_are_loaded_point_in_time(
+    platform: Platform, loaded: tuple[Path, Path, Path]
+) -> None:
+    customers, products, sales = loaded
     valid_sales = load_valid_sales(sales)
     got = asyncio.run(_warehouse(platform.settings.database_url, list(valid_sales)))
 
@@ -122,3 +131,86 @@ def test_customers_products_and_sales_files_are_loaded_point_in_time(platform: P
                 ]
                 assert fact[f"{prefix}_from"] == min(history), (transaction_id, fact)
         assert not fact["c_inferred"]
+
+
+# What the API's range endpoints must say, recomputed from fact_sales and the versions the facts are bound to.
+RECOMPUTED = {
+    "categories": "p.category",
+    "payment_methods": "f.payment_method",
+    "states": "c.country, c.state",
+}
+MEASURES = """count(*) FILTER (WHERE f.status = 'completed') AS orders,
+    coalesce(sum(f.total_amount) FILTER (WHERE f.status = 'completed'), 0) AS revenue,
+    coalesce(sum(f.quantity) FILTER (WHERE f.status = 'completed'), 0) AS units, count(*) AS transactions,
+    count(*) FILTER (WHERE f.status = 'cancelled') AS cancelled,
+    count(*) FILTER (WHERE f.status = 'refunded') AS refunded"""
+FACTS_IN_RANGE = """processed.fact_sales f
+    LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+    LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
+    WHERE f.date_key BETWEEN $1 AND $2"""
+
+
+async def _recomputed(database_url: str, start: date, end: date) -> dict[str, Any]:
+    keys = (int(start.strftime("%Y%m%d")), int(end.strftime("%Y%m%d")))
+    conn = await asyncpg.connect(database_url)
+    try:
+        summary = dict(
+            await conn.fetchrow(
+                f"""SELECT {MEASURES},
+                           count(DISTINCT c.customer_id) FILTER (WHERE f.status = 'completed') AS distinct_customers
+                    FROM {FACTS_IN_RANGE}""",
+                *keys,
+            )
+        )
+        groups = {}
+        for name, columns in RECOMPUTED.items():
+            rows = await conn.fetch(f"SELECT {columns}, {MEASURES} FROM {FACTS_IN_RANGE} GROUP BY {columns}", *keys)
+            groups[name] = [dict(r) for r in rows]
+        products = await conn.fetch(
+            f"""SELECT p.product_id, {MEASURES} FROM {FACTS_IN_RANGE} AND p.product_id IS NOT NULL
+                GROUP BY p.product_id""",
+            *keys,
+        )
+        return {"summary": summary, **groups, "products": [dict(r) for r in products]}
+    finally:
+        await conn.close()
+
+
+def _by(rows: list[dict[str, Any]], keys: tuple[str, ...], measures: tuple[str, ...]) -> dict[Any, tuple[Any, ...]]:
+    return {tuple(r[k] for k in keys): tuple(float(r[m]) for m in measures) for r in rows}
+
+
+def test_the_api_range_figures_agree_with_the_facts(platform: Platform, loaded: tuple[Path, Path, Path]) -> None:
+    """After this module's loads (and whatever other tests loaded on those dates): summary, breakdowns and top
+    products through the running API, under its own database role, against a recomputation from the facts."""
+    start, end = CONFIG.start, CONFIG.start + timedelta(days=CONFIG.days)
+    want = asyncio.run(_recomputed(platform.settings.database_url, start, end))
+    assert want["summary"]["transactions"] > 0, "the loads above should have left facts in the range"
+    params = {"from": start.isoformat(), "to": end.isoformat()}
+    with platform.client("kpis:read") as client:
+
+        def get(path: str, **extra: object) -> dict[str, Any]:
+            response = client.get(f"{platform.api}/v1/kpis/{path}", params={**params, **extra})
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        summary = get("summary")
+        for measure in ("orders", "revenue", "units", "transactions", "cancelled", "refunded", "distinct_customers"):
+            assert summary[measure] == float(want["summary"][measure]), measure
+        additive = ("orders", "revenue", "units", "transactions")
+        for path, field, keys in (
+            ("categories", "categories", ("category",)),
+            ("payment-methods", "payment_methods", ("payment_method",)),
+            ("states", "states", ("country", "state")),
+        ):
+            got = get(path)[field]
+            assert _by(got, keys, additive) == _by(want[field], keys, additive), path
+            revenues = [row["revenue"] for row in got]
+            assert revenues == sorted(revenues, reverse=True), path
+        top = get("top-products", limit=5)["products"]
+        expected = sorted(want["products"], key=lambda r: (-r["revenue"], r["product_id"]))[:5]
+        measures = ("orders", "revenue", "units", "cancelled", "refunded")
+        assert [(r["product_id"], *(r[m] for m in measures)) for r in top] == [
+            (r["product_id"], *(float(r[m]) for m in measures)) for r in expected
+        ]

@@ -57,6 +57,16 @@ def test_pinned_contracts_carry_the_documented_shapes() -> None:
     } <= set(batch)
     daily = api["components"]["schemas"]["DailyKpisOut"]["properties"]
     assert set(daily) == {"from", "to", "days"}
+    # DESIGN §7: the summary, the breakdowns and the live stream.
+    assert {
+        "/v1/kpis/summary",
+        "/v1/kpis/categories",
+        "/v1/kpis/payment-methods",
+        "/v1/kpis/states",
+        "/v1/kpis/top-products",
+        "/v1/events",
+    } <= set(api["paths"])
+    assert "text/event-stream" in api["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import asyncpg
 import httpx
@@ -15,6 +15,9 @@ import pytest
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.admin import create_key
+from shared.bus import EventBus
+from shared.datasets import Dataset
+from shared.events import BatchLoaded
 from shared.settings import PlatformSettings
 from tests.conftest import settings_from
 from tests.http_server import serve
@@ -54,6 +57,84 @@ async def _seed(database_url: str) -> None:
                       ('1999-01-02', 19990102, 1, 12345678.91, 1, 12345678.91, 1, 0, 1, 2, $1)""",
             BATCH_ID,
         )
+        await _seed_breakdowns(conn)
+    finally:
+        await conn.close()
+
+
+async def _seed_breakdowns(conn: asyncpg.Connection) -> None:
+    """January 1999 in every analytics table the breakdowns read, and facts of two customers (one of them in
+    two versions) for the summary's distinct customers."""
+    await conn.execute(
+        """INSERT INTO analytics.daily_category_sales (date, category, orders, revenue, units, transactions, batch_id)
+           VALUES ('1999-01-01', 'books', 2, 0.20, 3, 3, $1), ('1999-01-01', NULL, 1, 0.10, 1, 1, $1),
+                  ('1999-01-02', 'books', 1, 12345678.91, 1, 2, $1)""",
+        BATCH_ID,
+    )
+    await conn.execute(
+        """INSERT INTO analytics.daily_payment_method_sales (date, payment_method, orders, revenue, units,
+               transactions, cancelled, refunded, batch_id)
+           VALUES ('1999-01-01', 'pix', 3, 0.30, 4, 4, 1, 0, $1),
+                  ('1999-01-02', 'boleto', 1, 12345678.91, 1, 2, 0, 1, $1)""",
+        BATCH_ID,
+    )
+    await conn.execute(
+        """INSERT INTO analytics.daily_region_sales (date, country, state, orders, distinct_customers, revenue, units,
+               transactions, batch_id)
+           VALUES ('1999-01-01', 'BR', 'SP', 3, 2, 0.30, 4, 4, $1),
+                  ('1999-01-02', 'BR', 'RJ', 1, 1, 12345678.91, 1, 2, $1),
+                  ('1999-01-02', 'BR', 'SP', 0, 0, 0, 0, 1, $1)""",
+        BATCH_ID,
+    )
+    await conn.execute(
+        """INSERT INTO analytics.daily_product_sales (date, product_id, orders, cancelled, refunded, revenue, units,
+               transactions, batch_id)
+           VALUES ('1999-01-01', 'api-P1', 2, 1, 0, 0.20, 3, 3, $1),
+                  ('1999-01-01', 'api-P2', 1, 0, 0, 0.10, 1, 1, $1),
+                  ('1999-01-02', 'api-P2', 1, 0, 1, 12345678.91, 1, 2, $1),
+                  ('1999-01-02', NULL, 0, 0, 0, 0, 0, 1, $1)""",
+        BATCH_ID,
+    )
+    await conn.execute(
+        """INSERT INTO processed.dim_products (product_id, product_name, category, valid_from, batch_id)
+           VALUES ('api-P2', 'Atlas', 'maps', '1990-01-01', $1)""",
+        BATCH_ID,
+    )
+    c1_old, c1_new, c2 = [
+        await conn.fetchval(
+            """INSERT INTO processed.dim_customers (customer_id, valid_from, valid_to, is_current, batch_id)
+               VALUES ($1, $2, $3, $4, $5) RETURNING customer_key""",
+            customer_id,
+            datetime(*valid_from, tzinfo=UTC),
+            datetime(*valid_to, tzinfo=UTC),
+            valid_to == (9999, 12, 31),
+            BATCH_ID,
+        )
+        for customer_id, valid_from, valid_to in (
+            ("api-C1", (1990, 1, 1), (1999, 1, 2)),
+            ("api-C1", (1999, 1, 2), (9999, 12, 31)),
+            ("api-C2", (1990, 1, 1), (9999, 12, 31)),
+        )
+    ]
+    await conn.executemany(
+        """INSERT INTO processed.fact_sales (transaction_id, transaction_ts, date_key, customer_key, quantity, status,
+               batch_id)
+           VALUES ($1, $2, $3, $4, 1, $5, $6)""",
+        [
+            ("api-T1", datetime(1999, 1, 1, 10, tzinfo=UTC), 19990101, c1_old, "completed", BATCH_ID),
+            ("api-T2", datetime(1999, 1, 2, 10, tzinfo=UTC), 19990102, c1_new, "completed", BATCH_ID),
+            ("api-T3", datetime(1999, 1, 2, 11, tzinfo=UTC), 19990102, c2, "completed", BATCH_ID),
+            ("api-T4", datetime(1999, 1, 1, 12, tzinfo=UTC), 19990101, c2, "cancelled", BATCH_ID),
+        ],
+    )
+
+
+async def _unseed(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM processed.fact_sales WHERE transaction_id LIKE 'api-T%'")
+        await conn.execute("DELETE FROM processed.dim_customers WHERE customer_id LIKE 'api-C%'")
+        await conn.execute("DELETE FROM processed.dim_products WHERE product_id LIKE 'api-P%'")
     finally:
         await conn.close()
 
@@ -61,8 +142,11 @@ async def _seed(database_url: str) -> None:
 @pytest.fixture(scope="module")
 def api_url(test_env: dict[str, str], settings: PlatformSettings) -> Iterator[str]:
     asyncio.run(_seed(settings.database_url))
-    with serve(create_app(settings_from(test_env, ApiSettings))) as url:
-        yield url
+    try:
+        with serve(create_app(settings_from(test_env, ApiSettings))) as url:
+            yield url
+    finally:
+        asyncio.run(_unseed(settings.database_url))
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +257,177 @@ def test_rejects_page_through_a_batch_in_file_order(api_url: str, reader: httpx.
     assert (last["rejects"], last["next_after_line"]) == ([], None)
     missing = reader.get(f"{api_url}/v1/batches/{uuid.uuid4()}/rejects")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "batch_not_found"
+
+
+JANUARY = {"from": "1999-01-01", "to": "1999-01-31"}
+
+
+def test_summary_sums_the_days_and_counts_each_customer_once(api_url: str, reader: httpx.Client) -> None:
+    response = reader.get(f"{api_url}/v1/kpis/summary", params=JANUARY)
+    assert response.status_code == 200, response.text
+    assert '"revenue":12345679.21,' in response.text
+    assert response.json() == {
+        "from": "1999-01-01",
+        "to": "1999-01-31",
+        "orders": 4,
+        "revenue": 12345679.21,
+        "units": 5,
+        "avg_order_value": 3086419.8,
+        # api-C1 in two versions and api-C2: two customers, not three rows
+        "distinct_customers": 2,
+        "transactions": 6,
+        "cancelled": 1,
+        "refunded": 1,
+        "cancellation_rate": 0.1667,
+        "refund_rate": 0.1667,
+        "days_with_sales": 2,
+    }
+    first_day = reader.get(f"{api_url}/v1/kpis/summary", params={"from": "1999-01-01", "to": "1999-01-01"}).json()
+    # api-C2's only sale that day was cancelled
+    assert (first_day["orders"], first_day["distinct_customers"], first_day["cancellation_rate"]) == (3, 1, 0.25)
+    empty = reader.get(f"{api_url}/v1/kpis/summary", params={"from": "2000-01-01", "to": "2000-12-31"}).json()
+    assert (empty["orders"], empty["revenue"], empty["avg_order_value"], empty["refund_rate"]) == (0, 0, 0, 0)
+
+
+def test_breakdowns_sum_the_range_largest_revenue_first(api_url: str, reader: httpx.Client) -> None:
+    def get(path: str, **params: object) -> dict[str, object]:
+        response = reader.get(f"{api_url}/v1/kpis/{path}", params={**JANUARY, **params})
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()
+        assert (body.pop("from"), body.pop("to")) == (JANUARY["from"], JANUARY["to"])
+        return body
+
+    assert get("categories") == {
+        "categories": [
+            {"category": "books", "orders": 3, "revenue": 12345679.11, "units": 4, "transactions": 5},
+            {"category": None, "orders": 1, "revenue": 0.1, "units": 1, "transactions": 1},
+        ]
+    }
+    assert get("payment-methods") == {
+        "payment_methods": [
+            {
+                "payment_method": "boleto",
+                "orders": 1,
+                "revenue": 12345678.91,
+                "units": 1,
+                "transactions": 2,
+                "cancelled": 0,
+                "refunded": 1,
+            },
+            {
+                "payment_method": "pix",
+                "orders": 3,
+                "revenue": 0.3,
+                "units": 4,
+                "transactions": 4,
+                "cancelled": 1,
+                "refunded": 0,
+            },
+        ]
+    }
+    assert get("states") == {
+        "states": [
+            {"country": "BR", "state": "RJ", "orders": 1, "revenue": 12345678.91, "units": 1, "transactions": 2},
+            {"country": "BR", "state": "SP", "orders": 3, "revenue": 0.3, "units": 4, "transactions": 5},
+        ]
+    }
+    atlas = {
+        "product_id": "api-P2",
+        "product_name": "Atlas",
+        "category": "maps",
+        "orders": 2,
+        "revenue": 12345679.01,
+        "units": 2,
+        "cancelled": 0,
+        "refunded": 1,
+    }
+    unnamed = {
+        "product_id": "api-P1",
+        "product_name": None,
+        "category": None,
+        "orders": 2,
+        "revenue": 0.2,
+        "units": 3,
+        "cancelled": 1,
+        "refunded": 0,
+    }
+    assert get("top-products", limit=1) == {"products": [atlas]}
+    assert get("top-products") == {"products": [atlas, unnamed]}
+
+
+@pytest.mark.parametrize("path", ["summary", "categories", "payment-methods", "states", "top-products"])
+def test_range_endpoints_check_their_range(api_url: str, reader: httpx.Client, path: str) -> None:
+    backwards = reader.get(f"{api_url}/v1/kpis/{path}", params={"from": "1999-02-01", "to": "1999-01-01"})
+    assert (backwards.status_code, backwards.json()["error"]["code"]) == (400, "invalid_range")
+    missing = reader.get(f"{api_url}/v1/kpis/{path}", params={"from": "1999-02-01"})
+    assert (missing.status_code, missing.json()["error"]["code"]) == (422, "invalid_request")
+
+
+def test_top_products_limit_is_bounded(api_url: str, reader: httpx.Client) -> None:
+    for limit in (0, 1001):
+        response = reader.get(f"{api_url}/v1/kpis/top-products", params={**JANUARY, "limit": limit})
+        assert response.status_code == 422, response.text
+
+
+def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Server-sent events as {field: value} (comment lines skipped)."""
+    frame: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(":"):
+            continue
+        if not line:
+            if frame:
+                yield frame
+            frame = {}
+            continue
+        field, _, value = line.partition(": ")
+        frame[field] = value
+
+
+def test_events_stream_what_is_published_for_the_batch_asked_for(
+    api_url: str, reader: httpx.Client, settings: PlatformSettings
+) -> None:
+    bus = EventBus(settings)
+    other = BatchLoaded(batch_id=uuid.uuid4(), dataset=Dataset.sales, facts_upserted=1, dates_refreshed=1)
+    ours = BatchLoaded(batch_id=BATCH_ID, dataset=Dataset.sales, facts_upserted=2, dates_refreshed=1)
+    with reader.stream("GET", f"{api_url}/v1/events", params={"batch_id": str(BATCH_ID)}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        assert next(lines) == ": connected"
+        bus.publish(other)
+        bus.publish(ours)
+        frame = next(_frames(lines))
+    assert frame["id"] == str(ours.event_id)
+    assert frame["event"] == "batch.loaded"
+    assert json.loads(frame["data"]) == ours.model_dump(mode="json")
+
+
+def test_events_resume_after_the_last_event_id(api_url: str, reader: httpx.Client, settings: PlatformSettings) -> None:
+    seen, missed = (
+        BatchLoaded(batch_id=BATCH_ID, dataset=Dataset.sales, facts_upserted=n, dates_refreshed=1) for n in (3, 4)
+    )
+
+    async def record() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for offset, event in enumerate((seen, missed)):
+                await conn.execute(
+                    """INSERT INTO ops.batch_events (event_id, batch_id, type, payload, created_at, published_at)
+                       VALUES ($1, $2, $3, $4::jsonb, now() + make_interval(secs => $5), now())""",
+                    event.event_id,
+                    event.batch_id,
+                    event.type,
+                    event.model_dump_json(),
+                    offset,
+                )
+        finally:
+            await conn.close()
+
+    asyncio.run(record())
+    headers = {"Last-Event-ID": str(seen.event_id)}
+    with reader.stream("GET", f"{api_url}/v1/events", headers=headers) as response:
+        assert response.status_code == 200
+        frame = next(_frames(response.iter_lines()))
+    assert frame["id"] == str(missed.event_id)
+    assert json.loads(frame["data"])["facts_upserted"] == 4

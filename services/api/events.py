@@ -1,0 +1,78 @@
+"""The live stream of batch events (``GET /v1/events``): server-sent events from the bus's Redis channel.
+
+Every event a stage records is also published on ``settings.events_channel`` (shared/bus.py). A client
+reconnecting with ``Last-Event-ID`` first gets the events recorded after that one from ``ops.batch_events``
+(the outbox every event passes through), then the live ones; an event seen in both is sent once. A comment
+line every ``KEEPALIVE_SECONDS`` keeps proxies from closing an idle stream and notices a gone client.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from fastapi import Request
+from pydantic import ValidationError
+
+from services.api import repository
+from services.api.settings import ApiSettings
+from shared.events import Event, parse_event
+from shared.http import engine_of
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+POLL_SECONDS = 1.0
+REPLAY_LIMIT = 10_000
+
+
+def _event(data: str | bytes) -> Event | None:
+    try:
+        return parse_event(json.loads(data))
+    except (ValueError, ValidationError):
+        log.warning("events.unreadable_message")
+        return None
+
+
+def _frame(event: Event) -> str:
+    return f"id: {event.event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+
+
+async def live_events(
+    request: Request, settings: ApiSettings, *, batch_id: uuid.UUID | None, last_event_id: uuid.UUID | None
+) -> AsyncIterator[str]:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    pubsub = client.pubsub()
+    try:
+        # Subscribed before the replay is read: nothing published in between is missed.
+        await pubsub.subscribe(settings.events_channel)
+        yield ": connected\n\n"
+        replayed: set[uuid.UUID] = set()
+        if last_event_id is not None:
+            async with engine_of(request).connect() as conn:
+                backlog = await repository.events_after(conn, last_event_id, REPLAY_LIMIT)
+            for payload in backlog:
+                event = _event(payload)
+                if event is not None and batch_id in (None, event.batch_id):
+                    replayed.add(event.event_id)
+                    yield _frame(event)
+        idle = 0.0
+        while not await request.is_disconnected():
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
+            if message is None:
+                idle += POLL_SECONDS
+                if idle >= KEEPALIVE_SECONDS:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                continue
+            event = _event(message["data"])
+            if event is None or batch_id not in (None, event.batch_id) or event.event_id in replayed:
+                continue
+            idle = 0.0
+            yield _frame(event)
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
