@@ -70,12 +70,17 @@ def run_demo(settings: DevstackSettings, *, sales: int = 20_000) -> None:
         config = GeneratorConfig()
         start = config.start
         end = start.fromordinal(start.toordinal() + config.days - 1)
-        kpis = client.get(f"{api}/v1/kpis/daily", params={"from": str(start), "to": str(end)}).raise_for_status()
-        days = kpis.json()["days"]
-    orders = sum(d["orders"] for d in days)
-    revenue = sum(Decimal(str(d["revenue"])) for d in days)
-    units = sum(d["units"] for d in days)
-    print(f"\nKPIs {start} to {end}: {len(days)} days, {orders} orders, revenue {revenue}, {units} units")
+        period = {"from": str(start), "to": str(end)}
+        days = client.get(f"{api}/v1/kpis/daily", params=period).raise_for_status().json()["days"]
+        summary = client.get(f"{api}/v1/kpis/summary", params=period).raise_for_status().json()
+        top = client.get(f"{api}/v1/kpis/top-products", params={**period, "limit": 3}).raise_for_status().json()
+    print(
+        f"\nKPIs {start} to {end}: {summary['orders']} orders, revenue {Decimal(str(summary['revenue'])):.2f}, "
+        f"{summary['units']} units, {summary['distinct_customers']} customers, "
+        f"cancellation rate {summary['cancellation_rate']:.2%}, refund rate {summary['refund_rate']:.2%}"
+    )
+    for product in top["products"]:
+        print(f"  top product {product['product_id']} ({product['category']}): revenue {product['revenue']:.2f}")
     for day in days[:5]:
         print(
             f"  {day['date']}  orders {day['orders']:5}  revenue {Decimal(str(day['revenue'])):>12.2f}  "
