@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install run up down status test lint format migrate bench clean
+.PHONY: install run up down status daily test lint format migrate bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# The scheduler's own virtualenv: Airflow pins its own FastAPI (scheduler/requirements.txt).
+AIRFLOW_VENV ?= .venv-airflow
+$(AIRFLOW_VENV)/.installed: scheduler/requirements.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -r scheduler/requirements.txt
+	touch $@
+
+install: $(VENV)/.installed $(AIRFLOW_VENV)/.installed
 
 run: install  ## start everything, load the sample data, show KPIs; Ctrl-C stops it all
 	$(PY) -u -m shared.devstack run
@@ -23,6 +31,14 @@ up: install  ## start everything in the background; returns when every service i
 down:  ## stop what `make up` started
 	$(PY) -m shared.devstack down
 
+daily: install  ## run the daily DAG (scheduler/dags/sales_daily.py) once, with Airflow, against what `make up` started
+	mkdir -p .run/airflow
+	AIRFLOW_HOME=$(CURDIR)/.run/airflow AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	  AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/scheduler/dags $(AIRFLOW_VENV)/bin/airflow db migrate >/dev/null
+	AIRFLOW_HOME=$(CURDIR)/.run/airflow AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	  AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/scheduler/dags SCHEDULER_API_KEY=$$(cat .run/api-key) \
+	  $(AIRFLOW_VENV)/bin/airflow dags test sales_daily
+
 status:
 	$(PY) -m shared.devstack status
 
@@ -30,13 +46,13 @@ migrate: install
 	$(PY) -m shared.admin migrate
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests bench
-	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/ruff check shared services tests bench scheduler
+	$(VENV)/bin/ruff format --check shared services tests bench scheduler
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix shared services tests bench
-	$(VENV)/bin/ruff format shared services tests bench
+	$(VENV)/bin/ruff check --fix shared services tests bench scheduler
+	$(VENV)/bin/ruff format shared services tests bench scheduler
 
 test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
 	$(PY) -m pytest

@@ -218,7 +218,7 @@ def test_postgres_command_carries_the_tuning_flags(services: dict[str, dict[str,
 def test_published_ports_do_not_collide(services: dict[str, dict[str, Any]]) -> None:
     host_ports = [str(port).rsplit(":", 2)[-2] for service in services.values() for port in service.get("ports", [])]
     assert len(host_ports) == len(set(host_ports)), host_ports
-    assert {"8000", "8001", "5555", "8080", "7077", "3000", "9000", "9001"} <= set(host_ports)
+    assert {"8000", "8001", "5555", "8080", "7077", "3000", "9000", "9001", "8088"} <= set(host_ports)
 
 
 def test_dockerfile_has_the_targets_compose_builds(services: dict[str, dict[str, Any]]) -> None:
@@ -262,6 +262,7 @@ def test_required_secrets_fail_when_missing(compose: dict[str, Any]) -> None:
         "POSTGRES_APP_PASSWORD",
         "ANALYTICS_READER_PASSWORD",
         "METABASE_DB_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
         "MINIO_ROOT_USER",
         "MINIO_ROOT_PASSWORD",
         "MINIO_APP_ACCESS_KEY",
@@ -358,6 +359,7 @@ def test_roles_script_creates_databases_and_roles_without_literal_passwords(tmp_
     passwords = {
         "POSTGRES_APP_PASSWORD": "app-secret-1",
         "METABASE_DB_PASSWORD": "mb-secret-2",
+        "AIRFLOW_DB_PASSWORD": "af-secret-4",
         "ANALYTICS_READER_PASSWORD": "reader-secret-3",
         **{f"{role.upper()}_DB_PASSWORD": f"{role}-secret" for role in ("ingest", "api", "transform", "quality")},
         "WAREHOUSE_DB_PASSWORD": "warehouse-secret",
@@ -373,6 +375,8 @@ def test_roles_script_creates_databases_and_roles_without_literal_passwords(tmp_
         "CREATE DATABASE salesdp OWNER salesdp;",
         "CREATE ROLE metabase LOGIN PASSWORD :'metabase_password';",
         "CREATE DATABASE metabase OWNER metabase;",
+        "CREATE ROLE airflow LOGIN PASSWORD :'airflow_password';",
+        "CREATE DATABASE airflow OWNER airflow;",
         "CREATE ROLE analytics_reader LOGIN PASSWORD :'reader_password';",
         "GRANT CONNECT ON DATABASE salesdp TO analytics_reader;",
         *(f"CREATE ROLE {role} LOGIN PASSWORD" for role in SERVICE_ROLES.values()),

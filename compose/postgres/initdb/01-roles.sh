@@ -7,6 +7,7 @@
 #   salesdp           the platform's role, owner of the database salesdp; the migrations
 #                     (python -m shared.admin migrate) create the schemas and tables as this role.
 #   metabase          Metabase's role, owner of its application database metabase.
+#   airflow           Airflow's role, owner of its metadata database airflow.
 #   analytics_reader  read-only login for Metabase's data source: CONNECT on salesdp only here.
 #                     USAGE on schema analytics and SELECT on its tables and views (plus default
 #                     privileges for tables created later) are granted once the schema exists, by the
@@ -18,6 +19,7 @@ set -e
 
 : "${POSTGRES_APP_PASSWORD:?POSTGRES_APP_PASSWORD must be set}"
 : "${METABASE_DB_PASSWORD:?METABASE_DB_PASSWORD must be set}"
+: "${AIRFLOW_DB_PASSWORD:?AIRFLOW_DB_PASSWORD must be set}"
 : "${ANALYTICS_READER_PASSWORD:?ANALYTICS_READER_PASSWORD must be set}"
 : "${INGEST_DB_PASSWORD:?INGEST_DB_PASSWORD must be set}"
 : "${API_DB_PASSWORD:?API_DB_PASSWORD must be set}"
@@ -29,6 +31,7 @@ set -e
 psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'EOSQL'
 \getenv app_password POSTGRES_APP_PASSWORD
 \getenv metabase_password METABASE_DB_PASSWORD
+\getenv airflow_password AIRFLOW_DB_PASSWORD
 \getenv reader_password ANALYTICS_READER_PASSWORD
 \getenv ingest_password INGEST_DB_PASSWORD
 \getenv api_password API_DB_PASSWORD
@@ -44,6 +47,10 @@ REVOKE ALL ON DATABASE salesdp FROM PUBLIC;
 CREATE ROLE metabase LOGIN PASSWORD :'metabase_password';
 CREATE DATABASE metabase OWNER metabase;
 REVOKE ALL ON DATABASE metabase FROM PUBLIC;
+
+CREATE ROLE airflow LOGIN PASSWORD :'airflow_password';
+CREATE DATABASE airflow OWNER airflow;
+REVOKE ALL ON DATABASE airflow FROM PUBLIC;
 
 CREATE ROLE analytics_reader LOGIN PASSWORD :'reader_password';
 -- Read-only even if a later grant is too broad.
