@@ -95,6 +95,28 @@ def _queue_lengths(bus: EventBus, settings: ApiSettings) -> list[dict[str, Any]]
     ]
 
 
+# How long the status waits for workers to answer (Celery's broadcast has no "all answered" signal).
+WORKER_REPLY_SECONDS = 1.0
+
+
+def _workers(bus: EventBus, settings: ApiSettings) -> list[dict[str, Any]] | None:
+    """The workers that answered, with the platform services whose queues each consumes; None when the
+    broker cannot be reached. Workers of other deployments sharing the broker consume other queues and are
+    left out."""
+    services_of = {settings.queue(service): service for service in SERVICES}
+    try:
+        replies = bus.celery.control.inspect(timeout=WORKER_REPLY_SECONDS).active_queues() or {}
+    except Exception as exc:
+        log.warning("pipeline.workers_unreachable", error=str(exc))
+        return None
+    workers = []
+    for name, consumed in sorted(replies.items()):
+        services = sorted({services_of[q["name"]] for q in consumed or [] if q.get("name") in services_of})
+        if services:
+            workers.append({"name": name, "services": services})
+    return workers
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     configure_logging("api", level=settings.log_level, json=settings.log_json)
@@ -213,7 +235,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         async with engine_of(request).connect() as conn:
             freshness = await repository.freshness(conn)
             by_status = await repository.batches_by_status(conn)
-        queues = await asyncio.to_thread(_queue_lengths, request.app.state.bus, settings)
+        queues, workers = await asyncio.gather(
+            asyncio.to_thread(_queue_lengths, request.app.state.bus, settings),
+            asyncio.to_thread(_workers, request.app.state.bus, settings),
+        )
         try:
             version: str | None = load_quality_config(settings.quality_config).version
         except (OSError, ValueError):
@@ -221,6 +246,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return {
             "freshness": freshness,
             "queues": queues,
+            "workers": workers,
             "batches_by_status": by_status,
             "quality_config_version": version,
         }

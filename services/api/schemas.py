@@ -235,8 +235,16 @@ class QueueOut(Schema):
     length: int | None = Field(description="Messages waiting; null when the broker cannot be reached")
 
 
+class WorkerOut(Schema):
+    name: str = Field(description="the Celery node, e.g. transform@host")
+    services: list[str] = Field(description="the platform services whose queues it consumes")
+
+
 class PipelineStatusOut(Schema):
     freshness: list[FreshnessOut]
     queues: list[QueueOut]
+    workers: list[WorkerOut] | None = Field(
+        description="workers that answered within a second; null when the broker cannot be reached"
+    )
     batches_by_status: dict[str, int]
     quality_config_version: str | None

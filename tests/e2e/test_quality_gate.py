@@ -133,3 +133,11 @@ def test_freshness_is_evaluated_on_a_schedule(platform: Platform) -> None:
         later = client.get(f"{platform.api}/v1/pipeline/status").raise_for_status().json()
     assert all(f["evaluated_at"] > first[f["dataset"]] for f in later["freshness"])
     assert {q["service"] for q in later["queues"]} == {"transform", "quality", "warehouse"}
+
+
+def test_pipeline_status_lists_the_running_workers_by_service(platform: Platform) -> None:
+    with platform.client("batches:read") as client:
+        status = client.get(f"{platform.api}/v1/pipeline/status").raise_for_status().json()
+    served = {service for worker in status["workers"] for service in worker["services"]}
+    assert served == {"transform", "quality", "warehouse"}, status["workers"]
+    assert all("@" in worker["name"] for worker in status["workers"])

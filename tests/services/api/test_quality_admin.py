@@ -190,6 +190,16 @@ def test_pipeline_status_has_freshness_queues_and_batch_counts(
                VALUES ('products', now(), 'no_data', 'warn', 'v', '{}') ON CONFLICT (dataset) DO NOTHING""",
         )
     )
+    # A batch of its own, so the counts have one whatever ran before.
+    asyncio.run(
+        _fetch(
+            settings.database_url,
+            f"""INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, object_bucket,
+                    object_key, sha256, size_bytes)
+                VALUES ('{uuid.uuid4()}', 'products', 'failed', 'status.csv', 'csv', 'raw-data', 'k',
+                        '{uuid.uuid4().hex * 2}', 1)""",
+        )
+    )
     with _client(settings, "batches:read") as reader:
         body = reader.get(f"{url}/v1/pipeline/status").raise_for_status().json()
     assert "products" in {f["dataset"] for f in body["freshness"]}
