@@ -39,8 +39,10 @@ def _no_overlap(dim: str, key: str, hashed: bool) -> list[str]:
     ]
 
 
-def _allowed(tables: tuple[str, ...]) -> str:
-    return " OR ".join(f"target = '{t}'::regclass" for t in tables)
+def _only(tables: tuple[str, ...], refusal: str) -> str:
+    """A function body's first statement: any other table than ``tables`` is refused (``%`` names it)."""
+    allowed = " OR ".join(f"target = '{t}'::regclass" for t in tables)
+    return f"IF NOT ({allowed}) THEN RAISE EXCEPTION '{refusal}', target; END IF;"
 
 
 FUNCTION_NAMES = "ops.suspend_indexes(regclass), ops.restore_indexes(regclass), ops.analyze_table(regclass)"
@@ -61,9 +63,7 @@ FUNCTIONS = [
         r record;
         n integer := 0;
     BEGIN
-        IF NOT ({_allowed(BULK_TABLES)}) THEN
-            RAISE EXCEPTION 'the indexes of % cannot be suspended', target;
-        END IF;
+        {_only(BULK_TABLES, "the indexes of % cannot be suspended")}
         FOR r IN SELECT c.conname, pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c
                  WHERE c.conrelid = target AND c.contype IN ('p', 'u') ORDER BY c.conname LOOP
             INSERT INTO ops.suspended_indexes VALUES (target, r.conname, true, r.definition);
@@ -88,9 +88,7 @@ FUNCTIONS = [
         r record;
         n integer := 0;
     BEGIN
-        IF NOT ({_allowed(BULK_TABLES)}) THEN
-            RAISE EXCEPTION 'the indexes of % cannot be restored here', target;
-        END IF;
+        {_only(BULK_TABLES, "the indexes of % cannot be restored here")}
         FOR r IN DELETE FROM ops.suspended_indexes WHERE table_name = target
                  RETURNING name, is_constraint, definition LOOP
             IF r.is_constraint THEN
@@ -108,9 +106,7 @@ FUNCTIONS = [
     CREATE FUNCTION ops.analyze_table(target regclass) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     BEGIN
-        IF NOT ({_allowed(ANALYZED_TABLES)}) THEN
-            RAISE EXCEPTION '% cannot be analyzed here', target;
-        END IF;
+        {_only(ANALYZED_TABLES, "% cannot be analyzed here")}
         EXECUTE format('ANALYZE %s', target);
     END
     $$
