@@ -7,9 +7,10 @@ category moved), and adds the signed sums to ``daily_sales``, ``daily_category_s
 ``daily_payment_method_sales`` and ``daily_product_sales``; a group left without transactions loses its
 row. What is not additive (distinct customers, the region table that carries them, new vs returning
 customers) is rebuilt for the dates in the ``affected_dates`` temp table from one scan of those dates'
-facts bound to their point-in-time customer versions. ``customer_summary`` is rebuilt for the customers a
-sales load touched; a customer whose first order moved makes both the old and the new first-order date
-affected (new vs returning customers change there).
+facts bound to their point-in-time customer versions. ``customer_summary`` is moved by difference too for
+a sales load's customers that only gained completed orders, and recounted from the facts for those that
+lost one; a customer whose first order moved makes both the old and the new first-order date affected
+(new vs returning customers change there).
 """
 
 from __future__ import annotations
@@ -28,29 +29,57 @@ CREATE TEMP TABLE IF NOT EXISTS affected_dates (full_date date PRIMARY KEY) ON C
 CREATE_FACT_DELTA = """
 CREATE TEMP TABLE IF NOT EXISTS fact_delta (
     sale_key bigint NOT NULL, sign integer NOT NULL, date date NOT NULL, status text, quantity integer,
-    total_amount numeric(12, 2), payment_method text, product_id text, category text
+    total_amount numeric(12, 2), payment_method text, product_id text, category text,
+    customer_id text  -- set by sales loads, for customer_summary
 ) ON COMMIT DROP
 """
 
-# --- customer_summary, for the customers in touched_customers (sales loads only) ---------------------------
-TOUCHED_FIRST_ORDER_DATES = """
+# --- customer_summary, by difference (sales loads only) ----------------------------------------------------
+# Per customer, what the batch's fact changes do to its completed orders. Adding completed facts moves the
+# sums and can only move the first order earlier and the last later; a customer that lost a completed fact
+# (refunded, cancelled, replaced) is recounted from its facts.
+SUMMARY_DELTA = """
+CREATE TEMP TABLE summary_delta ON COMMIT DROP AS
+SELECT customer_id,
+       coalesce(sum(sign) FILTER (WHERE status = 'completed'), 0) AS orders,
+       coalesce(sum(sign * coalesce(total_amount, 0)) FILTER (WHERE status = 'completed'), 0) AS revenue,
+       coalesce(sum(sign * coalesce(quantity, 0)) FILTER (WHERE status = 'completed'), 0) AS units,
+       min(date) FILTER (WHERE status = 'completed' AND sign = 1) AS first_added,
+       max(date) FILTER (WHERE status = 'completed' AND sign = 1) AS last_added,
+       bool_or(status = 'completed' AND sign = -1) AS recount
+FROM fact_delta WHERE customer_id IS NOT NULL
+GROUP BY customer_id
+HAVING bool_or(status = 'completed')
+"""
+# New vs returning customers change on a moved first order's old and new date: both become affected.
+SUMMARY_FIRST_ORDER_DATES = """
 INSERT INTO affected_dates (full_date)
-SELECT DISTINCT cs.first_order_date FROM analytics.customer_summary cs
-WHERE cs.customer_id IN (SELECT customer_id FROM touched_customers)
+SELECT DISTINCT cs.first_order_date FROM analytics.customer_summary cs JOIN summary_delta d USING (customer_id)
 ON CONFLICT DO NOTHING
 """
-CLEAR_CUSTOMER_SUMMARY = """
-DELETE FROM analytics.customer_summary WHERE customer_id IN (SELECT customer_id FROM touched_customers)
-"""
-REFRESH_CUSTOMER_SUMMARY = """
-INSERT INTO analytics.customer_summary (customer_id, first_order_date, last_order_date, orders, revenue, units,
+SUMMARY_ADD = """
+INSERT INTO analytics.customer_summary AS t (customer_id, first_order_date, last_order_date, orders, revenue, units,
     batch_id)
-SELECT c.customer_id, min(f.transaction_ts AT TIME ZONE 'UTC')::date, max(f.transaction_ts AT TIME ZONE 'UTC')::date,
-       count(*), sum(coalesce(f.total_amount, 0)), sum(coalesce(f.quantity, 0)), :batch_id
-FROM processed.fact_sales f JOIN processed.dim_customers c ON c.customer_key = f.customer_key
-WHERE f.status = 'completed' AND c.customer_id IN (SELECT customer_id FROM touched_customers)
-GROUP BY c.customer_id
+SELECT customer_id, first_added, last_added, orders, revenue, units, :batch_id FROM summary_delta WHERE NOT recount
+ON CONFLICT (customer_id) DO UPDATE SET
+    first_order_date = least(t.first_order_date, EXCLUDED.first_order_date),
+    last_order_date = greatest(t.last_order_date, EXCLUDED.last_order_date),
+    orders = t.orders + EXCLUDED.orders, revenue = t.revenue + EXCLUDED.revenue, units = t.units + EXCLUDED.units,
+    batch_id = EXCLUDED.batch_id, refreshed_at = now()
 """
+SUMMARY_RECOUNT = [
+    "DELETE FROM analytics.customer_summary WHERE customer_id IN (SELECT customer_id FROM summary_delta WHERE recount)",
+    """
+    INSERT INTO analytics.customer_summary (customer_id, first_order_date, last_order_date, orders, revenue, units,
+        batch_id)
+    SELECT c.customer_id, min(f.transaction_ts AT TIME ZONE 'UTC')::date,
+           max(f.transaction_ts AT TIME ZONE 'UTC')::date, count(*), sum(coalesce(f.total_amount, 0)),
+           sum(coalesce(f.quantity, 0)), :batch_id
+    FROM processed.fact_sales f JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+    WHERE f.status = 'completed' AND c.customer_id IN (SELECT customer_id FROM summary_delta WHERE recount)
+    GROUP BY c.customer_id
+    """,
+]
 
 # --- additive measures, by difference -------------------------------------------------------------------
 SIGNED_COMPLETED = "FILTER (WHERE status = 'completed')"
@@ -188,12 +217,16 @@ async def prepare(conn: AsyncConnection) -> None:
 
 
 async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
-    """Rebuild the touched customers' summaries; their old and new first-order dates become affected."""
+    """Move the summaries of the customers whose completed facts changed (``fact_delta``); their old and new
+    first-order dates become affected."""
     params = {"batch_id": batch_id}
-    await conn.execute(text(TOUCHED_FIRST_ORDER_DATES))
-    await conn.execute(text(CLEAR_CUSTOMER_SUMMARY))
-    await conn.execute(text(REFRESH_CUSTOMER_SUMMARY), params)
-    await conn.execute(text(TOUCHED_FIRST_ORDER_DATES))
+    await conn.execute(text(SUMMARY_DELTA))
+    await conn.execute(text(SUMMARY_FIRST_ORDER_DATES))
+    await conn.execute(text(SUMMARY_ADD), params)
+    for statement in SUMMARY_RECOUNT:
+        await conn.execute(text(statement), params)
+    await conn.execute(text(SUMMARY_FIRST_ORDER_DATES))
+    await conn.execute(text("DROP TABLE summary_delta"))
 
 
 async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> None:

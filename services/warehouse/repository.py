@@ -39,19 +39,6 @@ WHERE s.batch_id = :batch_id
 ON CONFLICT DO NOTHING
 """
 
-# The customers whose summary a sales load may change: those of its rows and those its re-sent
-# transactions were bound to before.
-TOUCHED_CUSTOMERS = """
-CREATE TEMP TABLE touched_customers ON COMMIT DROP AS
-SELECT s.customer_id FROM staging.sales s WHERE s.batch_id = :batch_id AND s.customer_id IS NOT NULL
-UNION
-SELECT c.customer_id
-FROM staging.sales s
-JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
-JOIN processed.dim_customers c ON c.customer_key = f.customer_key
-WHERE s.batch_id = :batch_id
-"""
-
 DIM_DATE = """
 INSERT INTO processed.dim_date (date_key, full_date, year, quarter, month, week, day_of_week, is_weekend)
 SELECT to_char(d, 'YYYYMMDD')::integer, d, extract(year FROM d), extract(quarter FROM d),
@@ -101,12 +88,14 @@ FACT_COLUMNS = (
 # The facts the batch's transactions hold now, as the analytics saw them; those the upsert leaves alone are
 # dropped again after it.
 OLD_FACTS = """
-INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
+INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
+    customer_id)
 SELECT f.sale_key, -1, (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
-       f.payment_method, p.product_id, p.category
+       f.payment_method, p.product_id, p.category, c.customer_id
 FROM staging.sales s
 JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
 LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
+LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
 WHERE s.batch_id = :batch_id
 """
 UNCHANGED_FACTS = """
@@ -129,14 +118,17 @@ WHERE s.batch_id = :batch_id
 BATCH_FACTS = f"CREATE TEMP TABLE batch_facts ON COMMIT DROP AS {BOUND_SALES}"
 # The new version of each fact, as the additive analytics group it.
 NEW_FACTS_DELTA = """
-INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
+INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
+    customer_id)
 SELECT u.sale_key, 1, (u.transaction_ts AT TIME ZONE 'UTC')::date, u.status, u.quantity, u.total_amount,
-       u.payment_method, p.product_id, p.category
-FROM written u LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
+       u.payment_method, p.product_id, p.category, c.customer_id
+FROM written u
+LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
+LEFT JOIN processed.dim_customers c ON c.customer_key = u.customer_key
 """
 # What the analytics need of each fact written.
-WRITTEN = """RETURNING f.sale_key, f.transaction_ts, f.product_key, f.status, f.quantity, f.total_amount,
-    f.payment_method"""
+WRITTEN = """RETURNING f.sale_key, f.transaction_ts, f.product_key, f.customer_key, f.status, f.quantity,
+    f.total_amount, f.payment_method"""
 # A transaction already loaded takes the batch's record when it differs and the batch is not older than the
 # one whose record the fact holds.
 NEW_RECORD = ", ".join(f"{{new}}.{c}" for c in FACT_COLUMNS)
@@ -200,7 +192,6 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolic
     await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
     await conn.execute(text(AFFECTED_DATES), params)
-    await conn.execute(text(TOUCHED_CUSTOMERS), params)
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
@@ -219,7 +210,6 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolic
         await analyze(conn, "processed.fact_sales")
     await conn.execute(text(UNCHANGED_FACTS))
     await analytics.refresh_customer_summary(conn, batch_id)
-    await conn.execute(text("DROP TABLE touched_customers"))
     dates = await analytics.refresh(conn, batch_id, bulk)
     return LoadResult(facts=int(facts), dates=dates)
 
