@@ -2,15 +2,23 @@
 
 The additive measures (counts and sums) are maintained by difference: a load writes the facts it changes
 into the ``fact_delta`` temp table, each old version with sign -1 and each new one with sign +1 (a sales
-load: the facts it replaced and their new records; a products load: the facts whose version or its
-category moved), and adds the signed sums to ``daily_sales``, ``daily_category_sales``,
+load: the facts it replaced and their new records; a dimension load: the facts whose version, or its
+category or region, moved), and adds the signed sums to ``daily_sales``, ``daily_category_sales``,
 ``daily_payment_method_sales`` and ``daily_product_sales``; a group left without transactions loses its
-row. What is not additive (distinct customers, the region table that carries them, new vs returning
-customers) is rebuilt for the dates in the ``affected_dates`` temp table from one scan of those dates'
-facts bound to their point-in-time customer versions. ``customer_summary`` is moved by difference too for
-a sales load's customers that only gained completed orders, and recounted from the facts for those that
-lost one; a customer whose first order moved makes both the old and the new first-order date affected
-(new vs returning customers change there).
+row.
+
+What is not additive (distinct customers, the region table that carries them, new vs returning customers)
+is handled per date. A date the delta changed a good share of (``BulkPolicy.min_share`` of its
+transactions, in a load of at least ``min_rows``: a batch of new days) is rebuilt from one scan of its
+facts bound to their point-in-time customer versions. On every other date the figures move by the
+customers that start or stop counting there: a customer counts on a day while it has a completed
+transaction that day, so only the (date, customer) pairs the delta touches, and the old and new first-order
+dates of customers whose first order moved (new vs returning changes there and nowhere else), are read
+from the facts. A load that re-sends a few transactions of every past day thus reads a few thousand facts,
+not the year.
+
+``customer_summary`` is moved by difference too for a sales load's customers that only gained completed
+orders, and recounted from the facts for those that lost one.
 """
 
 from __future__ import annotations
@@ -30,8 +38,13 @@ CREATE_FACT_DELTA = """
 CREATE TEMP TABLE IF NOT EXISTS fact_delta (
     sale_key bigint NOT NULL, sign integer NOT NULL, date date NOT NULL, status text, quantity integer,
     total_amount numeric(12, 2), payment_method text, product_id text, category text,
-    customer_id text  -- set by sales loads, for customer_summary
+    customer_id text, country text, state text  -- the customer version the fact is bound to
 ) ON COMMIT DROP
+"""
+# The customers whose first-order date a sales load moves, with the date before and after (NULL: none).
+CREATE_FIRST_ORDER_MOVES = """
+CREATE TEMP TABLE IF NOT EXISTS first_order_moves (customer_id text PRIMARY KEY, before date, after date)
+ON COMMIT DROP
 """
 
 # --- customer_summary, by difference (sales loads only) ----------------------------------------------------
@@ -51,12 +64,22 @@ FROM fact_delta WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 HAVING bool_or(status = 'completed')
 """
-# New vs returning customers change on a moved first order's old and new date: both become affected.
-SUMMARY_FIRST_ORDER_DATES = """
-INSERT INTO affected_dates (full_date)
-SELECT DISTINCT cs.first_order_date FROM analytics.customer_summary cs JOIN summary_delta d USING (customer_id)
-ON CONFLICT DO NOTHING
+# New vs returning customers change on a moved first order's old and new date, and nowhere else.
+FIRST_ORDERS_BEFORE = """
+INSERT INTO first_order_moves (customer_id, before)
+SELECT d.customer_id, cs.first_order_date
+FROM summary_delta d LEFT JOIN analytics.customer_summary cs USING (customer_id)
+WHERE d.recount OR cs.customer_id IS NULL OR d.first_added < cs.first_order_date
 """
+FIRST_ORDERS_AFTER = [
+    """UPDATE first_order_moves m SET after = cs.first_order_date
+       FROM analytics.customer_summary cs WHERE cs.customer_id = m.customer_id""",
+    "DELETE FROM first_order_moves WHERE before IS NOT DISTINCT FROM after",
+    """INSERT INTO affected_dates (full_date)
+       SELECT before FROM first_order_moves WHERE before IS NOT NULL
+       UNION SELECT after FROM first_order_moves WHERE after IS NOT NULL
+       ON CONFLICT DO NOTHING""",
+]
 SUMMARY_ADD = """
 INSERT INTO analytics.customer_summary AS t (customer_id, first_order_date, last_order_date, orders, revenue, units,
     batch_id)
@@ -122,6 +145,7 @@ PRODUCT_DELTA = f"""
         cancelled, refunded, batch_id)
     SELECT date, product_id, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, :batch_id
     FROM fact_delta GROUP BY date, product_id
+    ORDER BY date, product_id  -- the key's order: a batch of new dates appends to its index
     ON CONFLICT ON CONSTRAINT daily_product_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
 """
 # daily_product_sales holds about a row per fact (few sales of one product a day): a large delta rewrites the
@@ -160,14 +184,135 @@ ADDITIVE_TABLES = [
     "analytics.daily_product_sales",
 ]
 
-# --- non-additive measures: the affected dates' facts, once ------------------------------------------------
+# --- what is not additive: distinct customers, the region table that carries them, new vs returning --------
+# A date the load changed much of is rebuilt from its facts. On the others the figures move by the customers
+# that start or stop counting on a day (a customer counts while it has a completed transaction there), read
+# off the touched customers' facts of those days.
+REBUILT_DATES = """
+CREATE TEMP TABLE rebuilt_dates ON COMMIT DROP AS
+SELECT a.full_date FROM affected_dates a
+LEFT JOIN (SELECT date, count(*) AS n FROM fact_delta GROUP BY date) d ON d.date = a.full_date
+LEFT JOIN analytics.daily_sales s ON s.date = a.full_date
+WHERE :large AND coalesce(d.n, 0) >= CAST(:share AS float8) * coalesce(s.transactions, 0)
+"""
+NOT_REBUILT = "date NOT IN (SELECT full_date FROM rebuilt_dates)"
+# What the batch changes per (date, customer, region as of the sale) on the dates not rebuilt.
+CUSTOMER_DAY_DELTA = f"""
+CREATE TEMP TABLE customer_day_delta ON COMMIT DROP AS
+SELECT * FROM (SELECT date, customer_id, country, state, {SIGNED_MEASURES}
+               FROM fact_delta WHERE {NOT_REBUILT} GROUP BY date, customer_id, country, state)
+              AS d (date, customer_id, country, state, orders, revenue, units, transactions)
+WHERE (orders, revenue, units, transactions) <> (0, 0, 0, 0)
+"""
+# The (date, customer) pairs whose standing may move: the batch changed their completed sales, or the day is
+# the customer's old or new first-order date (new vs returning changes there and nowhere else).
+ACTIVITY_PAIRS = f"""
+CREATE TEMP TABLE activity_pairs ON COMMIT DROP AS
+SELECT date, customer_id, sum(orders) AS orders, sum(revenue) AS revenue
+FROM (SELECT date, customer_id, orders, revenue FROM customer_day_delta
+      WHERE customer_id IS NOT NULL AND (orders <> 0 OR revenue <> 0)
+      UNION ALL SELECT before, customer_id, 0, 0 FROM first_order_moves WHERE before IS NOT NULL
+      UNION ALL SELECT after, customer_id, 0, 0 FROM first_order_moves WHERE after IS NOT NULL) x
+WHERE {NOT_REBUILT}
+GROUP BY date, customer_id
+"""
+# The completed sales those customers hold now on those days, by region as of the sale.
+CUSTOMER_DAY_NOW = """
+CREATE TEMP TABLE customer_day_now ON COMMIT DROP AS
+SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, c.customer_id, c.country, c.state,
+       count(*) FILTER (WHERE f.status = 'completed') AS orders,
+       coalesce(sum(f.total_amount) FILTER (WHERE f.status = 'completed'), 0) AS revenue
+FROM processed.dim_customers c JOIN processed.fact_sales f ON f.customer_key = c.customer_key
+WHERE c.customer_id IN (SELECT customer_id FROM activity_pairs UNION SELECT customer_id FROM customer_day_delta)
+  AND f.date_key IN (SELECT DISTINCT to_char(date, 'YYYYMMDD')::integer FROM activity_pairs
+                     UNION SELECT to_char(date, 'YYYYMMDD')::integer FROM customer_day_delta)
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def _same(column: str) -> str:
+    """Equality of two nullable columns that a hash join can still use."""
+    return f"coalesce(n.{column}, '') = coalesce(d.{column}, '') AND (n.{column} IS NULL) = (d.{column} IS NULL)"
+
+
+AFTER = "coalesce(n.orders, 0)"
+STARTS = f"count(*) FILTER (WHERE d.customer_id IS NOT NULL AND {AFTER} > 0 AND {AFTER} - d.orders <= 0)"
+STOPS = f"count(*) FILTER (WHERE d.customer_id IS NOT NULL AND {AFTER} <= 0 AND {AFTER} - d.orders > 0)"
+REGION_DELTA = f"""
+INSERT INTO analytics.daily_region_sales AS t (date, country, state, orders, revenue, units, transactions,
+    distinct_customers, batch_id)
+SELECT d.date, d.country, d.state, sum(d.orders), sum(d.revenue), sum(d.units), sum(d.transactions),
+       {STARTS} - {STOPS}, :batch_id
+FROM customer_day_delta d
+LEFT JOIN customer_day_now n
+    ON n.date = d.date AND {_same("customer_id")} AND {_same("country")} AND {_same("state")}
+GROUP BY d.date, d.country, d.state
+ON CONFLICT ON CONSTRAINT daily_region_sales_key DO UPDATE
+SET {ADDED}, distinct_customers = t.distinct_customers + EXCLUDED.distinct_customers, {STAMP}
+"""
+
+
+def _standing(side: str) -> str:
+    """A pair's contribution to daily_customer_activity, before (``b``) or after (``a``) the load."""
+    orders, revenue, first = f"{side}_orders", f"{side}_revenue", f"{side}_first"
+    return f"""count(*) FILTER (WHERE {orders} > 0), count(*) FILTER (WHERE {orders} > 0 AND {first} = date),
+           count(*) FILTER (WHERE {orders} > 0 AND {first} < date),
+           coalesce(sum({orders}) FILTER (WHERE {first} = date), 0),
+           coalesce(sum({orders}) FILTER (WHERE {first} < date), 0),
+           coalesce(sum({revenue}) FILTER (WHERE {first} = date), 0),
+           coalesce(sum({revenue}) FILTER (WHERE {first} < date), 0)"""
+
+
+ACTIVITY_COLUMNS = (
+    "customers, new_customers, returning_customers, new_customer_orders, returning_customer_orders, "
+    "new_customer_revenue, returning_customer_revenue"
+)
+ACTIVITY_DELTA = f"""
+CREATE TEMP TABLE activity_delta ON COMMIT DROP AS
+WITH now AS (
+    SELECT p.date, p.customer_id, coalesce(sum(s.orders), 0) AS a_orders, coalesce(sum(s.revenue), 0) AS a_revenue,
+           coalesce(sum(s.orders), 0) - p.orders AS b_orders, coalesce(sum(s.revenue), 0) - p.revenue AS b_revenue
+    FROM activity_pairs p
+    LEFT JOIN customer_day_now s ON s.date = p.date AND s.customer_id = p.customer_id
+    GROUP BY p.date, p.customer_id, p.orders, p.revenue),
+pairs AS (
+    SELECT n.*, cs.first_order_date AS a_first,
+           CASE WHEN m.customer_id IS NULL THEN cs.first_order_date ELSE m.before END AS b_first
+    FROM now n
+    LEFT JOIN analytics.customer_summary cs ON cs.customer_id = n.customer_id
+    LEFT JOIN first_order_moves m ON m.customer_id = n.customer_id)
+SELECT a.date, {", ".join(f"a.{c} - b.{c} AS {c}" for c in ACTIVITY_COLUMNS.split(", "))}
+FROM (SELECT date, {_standing("a")} FROM pairs GROUP BY date) AS a (date, {ACTIVITY_COLUMNS})
+JOIN (SELECT date, {_standing("b")} FROM pairs GROUP BY date) AS b (date, {ACTIVITY_COLUMNS}) USING (date)
+"""
+MOVED = [
+    "DELETE FROM analytics.daily_region_sales WHERE transactions = 0 AND date IN (SELECT date FROM customer_day_delta)",
+    f"""
+    INSERT INTO analytics.daily_customer_activity AS t (date, {ACTIVITY_COLUMNS}, batch_id)
+    SELECT date, {ACTIVITY_COLUMNS}, :batch_id FROM activity_delta
+    ON CONFLICT (date) DO UPDATE
+    SET {", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in ACTIVITY_COLUMNS.split(", "))}, {STAMP}
+    """,
+    "DELETE FROM analytics.daily_customer_activity WHERE customers = 0 AND date IN (SELECT date FROM activity_delta)",
+    """
+    UPDATE analytics.daily_sales d SET distinct_customers = d.distinct_customers + a.customers
+    FROM activity_delta a WHERE d.date = a.date AND a.customers <> 0
+    """,
+    f"""
+    UPDATE analytics.daily_sales SET avg_order_value = CASE WHEN orders > 0 THEN round(revenue / orders, 2) ELSE 0 END
+    WHERE date IN (SELECT DISTINCT date FROM fact_delta WHERE {NOT_REBUILT})
+    """,
+]
+MOVED_TABLES = ["customer_day_delta", "activity_pairs", "customer_day_now", "activity_delta"]
+
+# The rebuilt dates' facts, once.
 REFRESH_FACTS = """
 CREATE TEMP TABLE refresh_facts ON COMMIT DROP AS
 SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, f.status, f.quantity, f.total_amount,
        c.customer_id, c.state, c.country
 FROM processed.fact_sales f
 LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
-WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM affected_dates)
+WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM rebuilt_dates)
 """
 
 COMPLETED = "FILTER (WHERE status = 'completed')"
@@ -181,7 +326,7 @@ REFRESH = [
     UPDATE analytics.daily_sales d
     SET distinct_customers = coalesce(k.customers, 0),
         avg_order_value = CASE WHEN d.orders > 0 THEN round(d.revenue / d.orders, 2) ELSE 0 END
-    FROM affected_dates a
+    FROM rebuilt_dates a
     LEFT JOIN (SELECT date, count(DISTINCT customer_id) {COMPLETED} FROM refresh_facts GROUP BY date)
          AS k (date, customers) ON k.date = a.full_date
     WHERE d.date = a.full_date
@@ -192,9 +337,8 @@ REFRESH = [
     SELECT date, country, state, {MEASURES}, count(DISTINCT customer_id) {COMPLETED}, :batch_id
     FROM refresh_facts GROUP BY date, country, state
     """,
-    """
-    INSERT INTO analytics.daily_customer_activity (date, customers, new_customers, returning_customers,
-        new_customer_orders, returning_customer_orders, new_customer_revenue, returning_customer_revenue, batch_id)
+    f"""
+    INSERT INTO analytics.daily_customer_activity (date, {ACTIVITY_COLUMNS}, batch_id)
     SELECT x.date, count(*), count(*) FILTER (WHERE cs.first_order_date = x.date),
            count(*) FILTER (WHERE cs.first_order_date < x.date),
            coalesce(sum(x.orders) FILTER (WHERE cs.first_order_date = x.date), 0),
@@ -214,24 +358,25 @@ REFRESH = [
 async def prepare(conn: AsyncConnection) -> None:
     await conn.execute(text(CREATE_AFFECTED_DATES))
     await conn.execute(text(CREATE_FACT_DELTA))
+    await conn.execute(text(CREATE_FIRST_ORDER_MOVES))
 
 
 async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
-    """Move the summaries of the customers whose completed facts changed (``fact_delta``); their old and new
-    first-order dates become affected."""
+    """Move the summaries of the customers whose completed facts changed (``fact_delta``); a moved first-order
+    date goes to ``first_order_moves`` and its old and new dates become affected."""
     params = {"batch_id": batch_id}
     await conn.execute(text(SUMMARY_DELTA))
-    await conn.execute(text(SUMMARY_FIRST_ORDER_DATES))
+    await conn.execute(text(FIRST_ORDERS_BEFORE))
     await conn.execute(text(SUMMARY_ADD), params)
     for statement in SUMMARY_RECOUNT:
         await conn.execute(text(statement), params)
-    await conn.execute(text(SUMMARY_FIRST_ORDER_DATES))
+    for statement in FIRST_ORDERS_AFTER:
+        await conn.execute(text(statement))
     await conn.execute(text("DROP TABLE summary_delta"))
 
 
-async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> None:
+async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy, rows: int) -> None:
     params = {"batch_id": batch_id}
-    rows = (await conn.execute(text("SELECT count(*) FROM fact_delta"))).scalar_one()
     if not await bulk.applies(conn, "analytics.daily_product_sales", rows):
         await conn.execute(text(PRODUCT_DELTA), params)
         return
@@ -243,26 +388,52 @@ async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: 
     await conn.execute(text("DROP TABLE product_merged"))
 
 
+async def move_customer_days(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
+    """The distinct-customer figures of the dates not rebuilt, moved by the customers that start or stop
+    counting; the region table's additive measures with them."""
+    params = {"batch_id": batch_id}
+    for statement in (CUSTOMER_DAY_DELTA, ACTIVITY_PAIRS, CUSTOMER_DAY_NOW):
+        await conn.execute(text(statement))
+    for table in MOVED_TABLES[:3]:
+        await conn.execute(text(f"ANALYZE {table}"))
+    await conn.execute(text(REGION_DELTA), params)
+    await conn.execute(text(ACTIVITY_DELTA))
+    for statement in MOVED:
+        await conn.execute(text(statement), params)
+    await conn.execute(text(f"DROP TABLE {', '.join(MOVED_TABLES)}"))
+
+
+async def rebuild_dates(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
+    """The figures that are not additive, recomputed for the rebuilt dates from one scan of their facts."""
+    await conn.execute(text(REFRESH_FACTS))
+    await conn.execute(text("ANALYZE refresh_facts"))
+    for table in RECOMPUTED_TABLES:
+        await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM rebuilt_dates)"))
+    for statement in REFRESH:
+        await conn.execute(text(statement), {"batch_id": batch_id})
+    await conn.execute(text("DROP TABLE refresh_facts"))
+
+
 async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> int:
-    """Add the fact delta to the additive tables, rebuild the rest for the affected dates; returns how many."""
+    """Add the fact delta to the analytics, or rebuild the affected dates where it is large; returns how many
+    dates were affected."""
     params = {"batch_id": batch_id}
     # Temporary tables are never analyzed by autovacuum; without statistics the planner takes a batch's
     # million rows for a few thousand and sorts where it should hash.
     await conn.execute(text("ANALYZE fact_delta"))
     await conn.execute(text(DELTA_DATES))
+    rows = int((await conn.execute(text("SELECT count(*) FROM fact_delta"))).scalar_one())
     for statement in APPLY_DELTA:
         await conn.execute(text(statement), params)
-    await apply_product_delta(conn, batch_id, bulk)
+    await apply_product_delta(conn, batch_id, bulk, rows)
     for table in ADDITIVE_TABLES:
         await conn.execute(
             text(f"DELETE FROM {table} WHERE transactions = 0 AND date IN (SELECT DISTINCT date FROM fact_delta)")
         )
-    await conn.execute(text(REFRESH_FACTS))
-    await conn.execute(text("ANALYZE refresh_facts"))
-    for table in RECOMPUTED_TABLES:
-        await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM affected_dates)"))
-    for statement in REFRESH:
-        await conn.execute(text(statement), params)
+    # A large delta rebuilds the dates it changed a good share of; a small one moves every date's figures.
+    await conn.execute(text(REBUILT_DATES), {"large": rows >= bulk.min_rows, "share": bulk.min_share})
+    await move_customer_days(conn, batch_id)
+    await rebuild_dates(conn, batch_id)
     dates = (await conn.execute(text("SELECT count(*) FROM affected_dates"))).scalar_one()
-    await conn.execute(text("DROP TABLE refresh_facts, affected_dates, fact_delta"))
+    await conn.execute(text("DROP TABLE affected_dates, fact_delta, first_order_moves, rebuilt_dates"))
     return int(dates)

@@ -185,25 +185,40 @@ def _statements(d: Dimension) -> list[str]:
     ]
 
 
-# A products load moves facts to another version or changes its category: the analytics' fact delta (the old
-# version's product_id and category out, the new one's in). A customers load changes no additive measure.
-PRODUCT_FACT_DELTA = """
-INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category)
-SELECT f.sale_key, x.sign, (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
-       f.payment_method, x.product_id, x.category
+# A load that moves facts to another version, or changes their version's attributes, gives the analytics a
+# fact delta: each such fact with the old version's attributes out and the new one's in (a products load moves
+# product_id and category, a customers load the region as of the sale).
+MOVED = "m.new_sk IS DISTINCT FROM m.old_sk OR m.new_sk IN (SELECT sk FROM scd_changed)"
+DELTA_COLUMNS = """sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
+    customer_id, country, state"""
+FACT = "(f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount, f.payment_method"
+PRODUCT_FACT_DELTA = f"""
+INSERT INTO fact_delta ({DELTA_COLUMNS})
+SELECT f.sale_key, x.sign, {FACT}, x.product_id, x.category, c.customer_id, c.country, c.state
 FROM (SELECT m.sale_key, -1 AS sign, h.id AS product_id, h.category
-      FROM scd_facts m JOIN scd_have h ON h.sk = m.old_sk
-      WHERE m.new_sk IS DISTINCT FROM m.old_sk OR m.new_sk IN (SELECT sk FROM scd_changed)
+      FROM scd_facts m JOIN scd_have h ON h.sk = m.old_sk WHERE {MOVED}
       UNION ALL
       SELECT m.sale_key, 1, p.product_id, p.category
-      FROM scd_facts m JOIN processed.dim_products p ON p.product_key = m.new_sk
-      WHERE m.new_sk IS DISTINCT FROM m.old_sk OR m.new_sk IN (SELECT sk FROM scd_changed)) x
+      FROM scd_facts m LEFT JOIN processed.dim_products p ON p.product_key = m.new_sk WHERE {MOVED}) x
 JOIN processed.fact_sales f ON f.sale_key = x.sale_key
+LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+"""
+CUSTOMER_FACT_DELTA = f"""
+INSERT INTO fact_delta ({DELTA_COLUMNS})
+SELECT f.sale_key, x.sign, {FACT}, p.product_id, p.category, x.customer_id, x.country, x.state
+FROM (SELECT m.sale_key, -1 AS sign, h.id AS customer_id, h.country, h.state
+      FROM scd_facts m JOIN scd_have h ON h.sk = m.old_sk WHERE {MOVED}
+      UNION ALL
+      SELECT m.sale_key, 1, c.customer_id, c.country, c.state
+      FROM scd_facts m LEFT JOIN processed.dim_customers c ON c.customer_key = m.new_sk WHERE {MOVED}) x
+JOIN processed.fact_sales f ON f.sale_key = x.sale_key
+LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
 """
 
 
 STATEMENTS = {dataset: _statements(d) for dataset, d in DIMENSIONS.items()}
 STATEMENTS["products"].append(PRODUCT_FACT_DELTA)
+STATEMENTS["customers"].append(CUSTOMER_FACT_DELTA)
 COUNTS = """SELECT (SELECT count(*) FROM scd_keys), (SELECT count(*) FROM scd_changed),
                    (SELECT count(*) FROM scd_gone),
                    (SELECT count(*) FROM scd_facts WHERE new_sk IS DISTINCT FROM old_sk)"""

@@ -26,16 +26,12 @@ STAGED_ROWS = "SELECT count(*) FROM staging.sales WHERE batch_id = :batch_id"
 # For this transaction only: the hash joins and aggregates of a large batch stay in memory.
 WORK_MEM = "SET LOCAL work_mem = '256MB'"
 
+# The batch's dates and those of the facts its transactions held before (OLD_FACTS).
 AFFECTED_DATES = """
 INSERT INTO affected_dates (full_date)
-SELECT (s.transaction_ts AT TIME ZONE 'UTC')::date AS full_date
-FROM staging.sales s WHERE s.batch_id = :batch_id
+SELECT (transaction_ts AT TIME ZONE 'UTC')::date FROM staging.sales WHERE batch_id = :batch_id
 UNION
-SELECT d.full_date
-FROM staging.sales s
-JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
-JOIN processed.dim_date d ON d.date_key = f.date_key
-WHERE s.batch_id = :batch_id
+SELECT date FROM fact_delta
 ON CONFLICT DO NOTHING
 """
 
@@ -89,9 +85,9 @@ FACT_COLUMNS = (
 # dropped again after it.
 OLD_FACTS = """
 INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
-    customer_id)
+    customer_id, country, state)
 SELECT f.sale_key, -1, (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
-       f.payment_method, p.product_id, p.category, c.customer_id
+       f.payment_method, p.product_id, p.category, c.customer_id, c.country, c.state
 FROM staging.sales s
 JOIN processed.fact_sales f ON f.transaction_id = s.transaction_id
 LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
@@ -119,9 +115,9 @@ BATCH_FACTS = f"CREATE TEMP TABLE batch_facts ON COMMIT DROP AS {BOUND_SALES}"
 # The new version of each fact, as the additive analytics group it.
 NEW_FACTS_DELTA = """
 INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
-    customer_id)
+    customer_id, country, state)
 SELECT u.sale_key, 1, (u.transaction_ts AT TIME ZONE 'UTC')::date, u.status, u.quantity, u.total_amount,
-       u.payment_method, p.product_id, p.category, c.customer_id
+       u.payment_method, p.product_id, p.category, c.customer_id, c.country, c.state
 FROM written u
 LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
 LEFT JOIN processed.dim_customers c ON c.customer_key = u.customer_key
@@ -191,11 +187,11 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolic
     await lock(conn, "customers", "products", "sales")
     await conn.execute(text(WORK_MEM))
     await analytics.prepare(conn)
-    await conn.execute(text(AFFECTED_DATES), params)
     await conn.execute(text(DIM_DATE), params)
     await conn.execute(text(INFERRED_CUSTOMERS), params)
     await conn.execute(text(INFERRED_PRODUCTS), params)
     await conn.execute(text(OLD_FACTS), params)
+    await conn.execute(text(AFFECTED_DATES), params)
     rows = (await conn.execute(text(STAGED_ROWS), params)).scalar_one()
     async with bulk.indexes(conn, "processed.fact_sales", rows) as rebuilt:
         if rebuilt:

@@ -19,6 +19,8 @@ from tests.conftest import create_database, drop_database, settings_from
 POLICIES = {
     "maintained": {"warehouse_bulk_min_rows": 2**62},
     "rebuilt": {"warehouse_bulk_min_rows": 0, "warehouse_bulk_min_share": 0.0},
+    # some dates of a load rebuilt, the others moved; some tables rebuilt, others maintained
+    "mixed": {"warehouse_bulk_min_rows": 0, "warehouse_bulk_min_share": 0.5},
 }
 
 

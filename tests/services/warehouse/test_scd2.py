@@ -274,6 +274,36 @@ def test_new_and_returning_customers_follow_the_first_order_even_when_it_arrives
     run_scenario(settings, scenario)
 
 
+def test_distinct_customers_move_by_the_customers_that_start_or_stop_counting(settings: WarehouseSettings) -> None:
+    """Two customers share a region's day; one moves away, the other's orders are refunded one by one. A third
+    has two versions that day whose states differ only as empty and unknown: two regions, never one."""
+
+    async def scenario(w: Warehouse) -> None:
+        a, b, e = w.key("A"), w.key("B"), w.key("E")
+        day = f"date = '{at(4).date()}'"
+        await w.customers(Customer(a, at(1)), Customer(b, at(1)), Customer(e, at(1), state=None))
+        await w.customers(Customer(e, at(4, 1, 12), state=""))
+        a1, a2 = Sale(w.key("A1"), at(4, 1, 10), a, None), Sale(w.key("A2"), at(4, 1, 11), a, None)
+        e1, e2 = Sale(w.key("E1"), at(4, 1, 10), e, None), Sale(w.key("E2"), at(4, 1, 13), e, None)
+        await w.sales(a1, a2, Sale(w.key("B1"), at(4, 1, 10), b, None), e1, e2)
+        pe = f"{day} AND state = 'PE'"
+        assert [r[4] for r in await w.analytics("daily_region_sales", pe)] == [2]
+
+        await w.customers(Customer(b, at(3), city="Natal", state="RN"))  # B lived in RN by then
+        assert [r[4] for r in await w.analytics("daily_region_sales", pe)] == [1]
+
+        await w.sales(dataclasses.replace(a1, status="refunded"))  # A still has A2 that day
+        assert [r[4] for r in await w.analytics("daily_region_sales", pe)] == [1]
+        await w.sales(dataclasses.replace(a2, status="refunded"), dataclasses.replace(e1, status="refunded"))
+        assert [r[3:5] for r in await w.analytics("daily_region_sales", pe)] == [(0, 0)]  # refunds stay
+        distinct = await w.conn.exec_driver_sql(f"SELECT distinct_customers FROM analytics.daily_sales WHERE {day}")
+        assert distinct.scalar_one() == 2  # B and E
+        regions = await w.analytics("daily_region_sales", f"{day} AND country = 'BR' AND coalesce(state, '') = ''")
+        assert sorted((r[2] is None, r[3], r[4]) for r in regions) == [(False, 1, 1), (True, 0, 0)]
+
+    run_scenario(settings, scenario)
+
+
 def test_any_load_order_respecting_effective_times_gives_the_same_warehouse(settings: WarehouseSettings) -> None:
     prefix = "order-independence"
     c, p = f"{prefix}-C", f"{prefix}-P"
