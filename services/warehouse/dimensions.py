@@ -172,7 +172,7 @@ def _statements(d: Dimension) -> list[str]:
         f"""
         UPDATE processed.fact_sales f SET {sk} = m.new_sk
         FROM scd_facts m
-        WHERE f.sale_key = m.sale_key AND f.{sk} IS DISTINCT FROM m.new_sk
+        WHERE m.new_sk IS DISTINCT FROM m.old_sk AND f.sale_key = m.sale_key AND f.{sk} IS DISTINCT FROM m.new_sk
         """,
         # 10. The dates whose analytics moved: a fact bound elsewhere, or its version's attributes changed.
         """
