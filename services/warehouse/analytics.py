@@ -38,7 +38,8 @@ CREATE_FACT_DELTA = """
 CREATE TEMP TABLE IF NOT EXISTS fact_delta (
     sale_key bigint NOT NULL, sign integer NOT NULL, date date NOT NULL, status text, quantity integer,
     total_amount numeric(12, 2), payment_method text, product_id text, category text,
-    customer_id text, country text, state text  -- the customer version the fact is bound to
+    customer_id text, country text, state text,  -- the customer version the fact is bound to
+    transaction_id text  -- a sales load's old facts: which of the batch's transactions are loaded already
 ) ON COMMIT DROP
 """
 # The customers whose first-order date a sales load moves, with the date before and after (NULL: none).
