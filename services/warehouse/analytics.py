@@ -65,12 +65,14 @@ FROM fact_delta WHERE customer_id IS NOT NULL
 GROUP BY customer_id
 HAVING bool_or(status = 'completed')
 """
-# New vs returning customers change on a moved first order's old and new date, and nowhere else.
+# New vs returning customers change on a moved first order's old and new date, and nowhere else. A customer's
+# first completed order ever moves nothing: it had no completed order on any day before, and the days it has
+# one now are in the delta.
 FIRST_ORDERS_BEFORE = """
 INSERT INTO first_order_moves (customer_id, before)
 SELECT d.customer_id, cs.first_order_date
 FROM summary_delta d LEFT JOIN analytics.customer_summary cs USING (customer_id)
-WHERE d.recount OR cs.customer_id IS NULL OR d.first_added < cs.first_order_date
+WHERE d.recount OR d.first_added < cs.first_order_date
 """
 FIRST_ORDERS_AFTER = [
     """UPDATE first_order_moves m SET after = cs.first_order_date
@@ -141,43 +143,17 @@ APPLY_DELTA = [
     ON CONFLICT ON CONSTRAINT daily_payment_method_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
     """,
 ]
+# daily_product_sales holds about a row per fact (few sales of one product a day): the dates rebuilt
+# (REBUILT_DATES) get their rows recomputed from their facts (PRODUCT_REBUILT), plain inserts; the others take
+# the delta.
 PRODUCT_DELTA = f"""
     INSERT INTO analytics.daily_product_sales AS t (date, product_id, orders, revenue, units, transactions,
         cancelled, refunded, batch_id)
     SELECT date, product_id, {SIGNED_MEASURES}, {SIGNED_OUTCOMES}, :batch_id
-    FROM fact_delta GROUP BY date, product_id
-    ORDER BY date, product_id  -- the key's order: a batch of new dates appends to its index
+    FROM fact_delta WHERE date NOT IN (SELECT full_date FROM rebuilt_dates) GROUP BY date, product_id
+    ORDER BY date, product_id  -- the key's order
     ON CONFLICT ON CONSTRAINT daily_product_sales_key DO UPDATE SET {ADDED}, {OUTCOMES_ADDED}, {STAMP}
 """
-# daily_product_sales holds about a row per fact (few sales of one product a day): a large delta rewrites the
-# rows of its dates whole, so that their indexes can be rebuilt rather than maintained (bulk.py). A row no
-# delta reaches keeps its batch_id and refreshed_at.
-PRODUCT_MEASURES = "orders, revenue, units, transactions, cancelled, refunded"
-ROW_MEASURES = """CASE WHEN status = 'completed' THEN sign ELSE 0 END,
-             CASE WHEN status = 'completed' THEN sign * total_amount ELSE 0 END,
-             CASE WHEN status = 'completed' THEN sign * quantity ELSE 0 END, sign,
-             CASE WHEN status = 'cancelled' THEN sign ELSE 0 END, CASE WHEN status = 'refunded' THEN sign ELSE 0 END"""
-# The counts of one (date, product) fit an integer: summed as integers, their aggregate states are plain
-# machine words where numeric ones would be allocated per group (and spill a large batch's groups to disk).
-PRODUCT_COUNTS_AS_INT = "orders::integer, revenue, units::integer, transactions::integer, cancelled::integer, "
-PRODUCT_COUNTS_AS_INT += "refunded::integer"
-PRODUCT_MERGED = f"""
-CREATE TEMP TABLE product_merged ON COMMIT DROP AS
-SELECT date, product_id, {", ".join(f"coalesce(sum({m}), 0) AS {m}" for m in PRODUCT_MEASURES.split(", "))},
-       CASE WHEN bool_or(fresh) THEN CAST(:batch_id AS uuid) ELSE min(batch_id::text)::uuid END AS batch_id,
-       CASE WHEN bool_or(fresh) THEN now() ELSE min(refreshed_at) END AS refreshed_at
-FROM (SELECT date, product_id, {PRODUCT_COUNTS_AS_INT}, false AS fresh, batch_id, refreshed_at
-      FROM analytics.daily_product_sales WHERE date IN (SELECT DISTINCT date FROM fact_delta)
-      UNION ALL
-      SELECT date, product_id, {ROW_MEASURES}, true, NULL::uuid, NULL::timestamptz FROM fact_delta) x
-GROUP BY date, product_id
-HAVING sum(transactions) <> 0
-"""
-PRODUCT_REWRITE = [
-    "DELETE FROM analytics.daily_product_sales WHERE date IN (SELECT DISTINCT date FROM fact_delta)",
-    f"""INSERT INTO analytics.daily_product_sales (date, product_id, {PRODUCT_MEASURES}, batch_id, refreshed_at)
-        SELECT date, product_id, {PRODUCT_MEASURES}, batch_id, refreshed_at FROM product_merged""",
-]
 ADDITIVE_TABLES = [
     "analytics.daily_sales",
     "analytics.daily_category_sales",
@@ -310,15 +286,26 @@ MOVED_TABLES = ["customer_day_delta", "activity_pairs", "customer_day_now", "act
 REFRESH_FACTS = """
 CREATE TEMP TABLE refresh_facts ON COMMIT DROP AS
 SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, f.status, f.quantity, f.total_amount,
-       c.customer_id, c.state, c.country
+       c.customer_id, c.state, c.country, p.product_id
 FROM processed.fact_sales f
 LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
 WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM rebuilt_dates)
 """
 
 COMPLETED = "FILTER (WHERE status = 'completed')"
 MEASURES = f"""count(*) {COMPLETED}, coalesce(sum(total_amount) {COMPLETED}, 0),
        coalesce(sum(quantity) {COMPLETED}, 0), count(*)"""
+PRODUCT_REBUILT = [
+    "DELETE FROM analytics.daily_product_sales WHERE date IN (SELECT full_date FROM rebuilt_dates)",
+    f"""
+    INSERT INTO analytics.daily_product_sales (date, product_id, orders, revenue, units, transactions, cancelled,
+        refunded, batch_id)
+    SELECT date, product_id, {MEASURES}, count(*) FILTER (WHERE status = 'cancelled'),
+           count(*) FILTER (WHERE status = 'refunded'), :batch_id
+    FROM refresh_facts GROUP BY date, product_id
+    """,
+]
 
 RECOMPUTED_TABLES = ["analytics.daily_region_sales", "analytics.daily_customer_activity"]
 
@@ -376,17 +363,15 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
     await conn.execute(text("DROP TABLE summary_delta"))
 
 
-async def apply_product_delta(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy, rows: int) -> None:
+async def refresh_products(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> None:
+    """daily_product_sales: the rebuilt dates recomputed from their facts (``refresh_facts``), with the table's
+    indexes rebuilt when that is most of it (bulk.py); the delta added on the other dates."""
     params = {"batch_id": batch_id}
-    if not await bulk.applies(conn, "analytics.daily_product_sales", rows):
-        await conn.execute(text(PRODUCT_DELTA), params)
-        return
-    await conn.execute(text(PRODUCT_MERGED), params)
-    rewritten = (await conn.execute(text("SELECT count(*) FROM product_merged"))).scalar_one()
-    async with bulk.indexes(conn, "analytics.daily_product_sales", rewritten):
-        for statement in PRODUCT_REWRITE:
-            await conn.execute(text(statement))
-    await conn.execute(text("DROP TABLE product_merged"))
+    rows = (await conn.execute(text("SELECT count(*) FROM refresh_facts"))).scalar_one()
+    async with bulk.indexes(conn, "analytics.daily_product_sales", rows):
+        for statement in PRODUCT_REBUILT:
+            await conn.execute(text(statement), params)
+    await conn.execute(text(PRODUCT_DELTA), params)
 
 
 async def move_customer_days(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
@@ -405,36 +390,36 @@ async def move_customer_days(conn: AsyncConnection, batch_id: uuid.UUID) -> None
 
 
 async def rebuild_dates(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
-    """The figures that are not additive, recomputed for the rebuilt dates from one scan of their facts."""
-    await conn.execute(text(REFRESH_FACTS))
-    await conn.execute(text("ANALYZE refresh_facts"))
+    """The figures that are not additive, recomputed for the rebuilt dates from their facts (``refresh_facts``)."""
     for table in RECOMPUTED_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM rebuilt_dates)"))
     for statement in REFRESH:
         await conn.execute(text(statement), {"batch_id": batch_id})
-    await conn.execute(text("DROP TABLE refresh_facts"))
 
 
 async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> int:
-    """Add the fact delta to the analytics, or rebuild the affected dates where it is large; returns how many
-    dates were affected."""
+    """Add the fact delta to the analytics; dates the delta changed a good share of are rebuilt instead where
+    the measure is per product or not additive. Returns how many dates were affected."""
     params = {"batch_id": batch_id}
     # Temporary tables are never analyzed by autovacuum; without statistics the planner takes a batch's
     # million rows for a few thousand and sorts where it should hash.
     await conn.execute(text("ANALYZE fact_delta"))
     await conn.execute(text(DELTA_DATES))
-    rows = int((await conn.execute(text("SELECT count(*) FROM fact_delta"))).scalar_one())
+    rows = (await conn.execute(text("SELECT count(*) FROM fact_delta"))).scalar_one()
+    # A large delta rebuilds the dates it changed a good share of (a batch of new days); a small one moves
+    # every date's figures.
+    await conn.execute(text(REBUILT_DATES), {"large": rows >= bulk.min_rows, "share": bulk.min_share})
+    await conn.execute(text(REFRESH_FACTS))
+    await conn.execute(text("ANALYZE refresh_facts"))
     for statement in APPLY_DELTA:
         await conn.execute(text(statement), params)
-    await apply_product_delta(conn, batch_id, bulk, rows)
+    await refresh_products(conn, batch_id, bulk)
     for table in ADDITIVE_TABLES:
         await conn.execute(
             text(f"DELETE FROM {table} WHERE transactions = 0 AND date IN (SELECT DISTINCT date FROM fact_delta)")
         )
-    # A large delta rebuilds the dates it changed a good share of; a small one moves every date's figures.
-    await conn.execute(text(REBUILT_DATES), {"large": rows >= bulk.min_rows, "share": bulk.min_share})
     await move_customer_days(conn, batch_id)
     await rebuild_dates(conn, batch_id)
     dates = (await conn.execute(text("SELECT count(*) FROM affected_dates"))).scalar_one()
-    await conn.execute(text("DROP TABLE affected_dates, fact_delta, first_order_moves, rebuilt_dates"))
+    await conn.execute(text("DROP TABLE affected_dates, fact_delta, first_order_moves, rebuilt_dates, refresh_facts"))
     return int(dates)
