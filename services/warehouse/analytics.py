@@ -194,15 +194,20 @@ WHERE {NOT_REBUILT}
 GROUP BY date, customer_id
 """
 # The completed sales those customers hold now on those days, by region as of the sale.
+CUSTOMER_DAYS = """
+CREATE TEMP TABLE customer_days ON COMMIT DROP AS
+SELECT to_char(date, 'YYYYMMDD')::integer AS date_key, customer_id FROM activity_pairs
+UNION
+SELECT to_char(date, 'YYYYMMDD')::integer, customer_id FROM customer_day_delta WHERE customer_id IS NOT NULL
+"""
 CUSTOMER_DAY_NOW = """
 CREATE TEMP TABLE customer_day_now ON COMMIT DROP AS
 SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, c.customer_id, c.country, c.state,
        count(*) FILTER (WHERE f.status = 'completed') AS orders,
        coalesce(sum(f.total_amount) FILTER (WHERE f.status = 'completed'), 0) AS revenue
-FROM processed.dim_customers c JOIN processed.fact_sales f ON f.customer_key = c.customer_key
-WHERE c.customer_id IN (SELECT customer_id FROM activity_pairs UNION SELECT customer_id FROM customer_day_delta)
-  AND f.date_key IN (SELECT DISTINCT to_char(date, 'YYYYMMDD')::integer FROM activity_pairs
-                     UNION SELECT to_char(date, 'YYYYMMDD')::integer FROM customer_day_delta)
+FROM customer_days k
+JOIN processed.dim_customers c ON c.customer_id = k.customer_id
+JOIN processed.fact_sales f ON f.customer_key = c.customer_key AND f.date_key = k.date_key
 GROUP BY 1, 2, 3, 4
 """
 
@@ -280,7 +285,7 @@ MOVED = [
     WHERE date IN (SELECT DISTINCT date FROM fact_delta WHERE {NOT_REBUILT})
     """,
 ]
-MOVED_TABLES = ["customer_day_delta", "activity_pairs", "customer_day_now", "activity_delta"]
+MOVED_TABLES = ["customer_day_delta", "activity_pairs", "customer_days", "customer_day_now", "activity_delta"]
 
 # The rebuilt dates' facts, once.
 REFRESH_FACTS = """
@@ -378,10 +383,12 @@ async def move_customer_days(conn: AsyncConnection, batch_id: uuid.UUID) -> None
     """The distinct-customer figures of the dates not rebuilt, moved by the customers that start or stop
     counting; the region table's additive measures with them."""
     params = {"batch_id": batch_id}
-    for statement in (CUSTOMER_DAY_DELTA, ACTIVITY_PAIRS, CUSTOMER_DAY_NOW):
+    for statement in (CUSTOMER_DAY_DELTA, ACTIVITY_PAIRS, CUSTOMER_DAYS):
         await conn.execute(text(statement))
-    for table in MOVED_TABLES[:3]:
+    for table in ("customer_day_delta", "activity_pairs", "customer_days"):
         await conn.execute(text(f"ANALYZE {table}"))
+    await conn.execute(text(CUSTOMER_DAY_NOW))
+    await conn.execute(text("ANALYZE customer_day_now"))
     await conn.execute(text(REGION_DELTA), params)
     await conn.execute(text(ACTIVITY_DELTA))
     for statement in MOVED:
