@@ -30,6 +30,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 OPEN_END = "'9999-12-31 00:00:00+00'::timestamptz"
+# Where a version starts holding facts: its valid_from, or -infinity for a key's first version (a sale before
+# the first version binds to it).
+BIND_FROM = """CASE WHEN lag(valid_from) OVER (PARTITION BY {key} ORDER BY valid_from) IS NULL
+                THEN '-infinity'::timestamptz ELSE valid_from END"""
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,12 @@ def _statements(d: Dimension) -> list[str]:
         # 9. Facts re-bound point in time: the version holding transaction_ts, before the first the first. A fact
         #    keeps the batch_id of the sales batch whose record it holds (its lineage, and what a replayed
         #    older sales batch is compared with).
+        #    The history has no gaps, so that version is the one whose [bind_from, valid_to) holds it.
         f"""
-        UPDATE scd_facts m SET new_sk = coalesce(
-            (SELECT d.{sk} FROM {d.table} d WHERE d.{key} = m.id AND d.valid_from <= m.transaction_ts
-             ORDER BY d.valid_from DESC LIMIT 1),
-            (SELECT d.{sk} FROM {d.table} d WHERE d.{key} = m.id ORDER BY d.valid_from LIMIT 1))
+        UPDATE scd_facts m SET new_sk = b.sk
+        FROM (SELECT d.{sk} AS sk, d.{key} AS id, d.valid_to, {BIND_FROM.format(key=f"d.{key}")} AS bind_from
+              FROM {d.table} d JOIN scd_keys k ON k.id = d.{key}) b
+        WHERE b.id = m.id AND m.transaction_ts >= b.bind_from AND m.transaction_ts < b.valid_to
         """,
         f"""
         UPDATE processed.fact_sales f SET {sk} = m.new_sk

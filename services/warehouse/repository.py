@@ -65,11 +65,9 @@ WHERE s.batch_id = :batch_id AND s.product_id IS NOT NULL
 RECEIVED = "(SELECT b.received_at FROM ops.batches b WHERE b.batch_id = {})"
 # Point in time: the version whose [valid_from, valid_to) holds the sale; before the first version, the first
 # version, whose interval is stretched back to -infinity for the join. One hash join per dimension.
-BINDABLE = """(
-    SELECT {sk}, {key}, valid_to,
-           CASE WHEN lag(valid_from) OVER (PARTITION BY {key} ORDER BY valid_from) IS NULL
-                THEN '-infinity'::timestamptz ELSE valid_from END AS bind_from
-    FROM processed.{table})"""
+BINDABLE = f"""(
+    SELECT {{sk}}, {{key}}, valid_to, {dimensions.BIND_FROM} AS bind_from
+    FROM processed.{{table}})"""
 FACT_COLUMNS = (
     "transaction_ts",
     "date_key",

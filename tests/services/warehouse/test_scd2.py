@@ -49,6 +49,24 @@ def test_a_change_opens_a_version_and_facts_after_it_move_to_it(settings: Wareho
     run_scenario(settings, scenario)
 
 
+def test_a_sale_at_the_instant_a_version_starts_belongs_to_that_version(settings: WarehouseSettings) -> None:
+    async def scenario(w: Warehouse) -> None:
+        c, p = w.key("C"), w.key("P")
+        await w.products(Product(p, at(1)))
+        await w.customers(Customer(c, at(1)))
+        early = Sale(w.key("S1"), at(3), c, p)
+        await w.sales(early)  # loaded before the version it falls in: re-bound when that version arrives
+        await w.customers(Customer(c, at(3), city="Natal", state="RN"))
+        late = Sale(w.key("S2"), at(3), c, p)
+        await w.sales(late)  # loaded after: bound to it at once
+        assert await w.bindings() == {
+            early.transaction_id: (c, at(3), p, at(1)),
+            late.transaction_id: (c, at(3), p, at(1)),
+        }
+
+    run_scenario(settings, scenario)
+
+
 def test_an_identical_record_resent_changes_nothing(settings: WarehouseSettings) -> None:
     async def scenario(w: Warehouse) -> None:
         c = w.key("C")
