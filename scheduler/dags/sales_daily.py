@@ -36,8 +36,9 @@ def _client() -> PipelineClient:
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
 )
 def sales_daily() -> None:
-    # A connection error or a 5xx is retried (the platform's answers are idempotent: the same bytes are the
-    # same batch); a refusal is part of the day's report.
+    # A connection error or an error status (5xx, but also 401/403 while a key is being rotated) is retried:
+    # the platform's answers are idempotent, the same bytes are the same batch. A refusal of the file itself
+    # (400, 409, 413, 415, 422) is part of the day's report.
     @task
     def pull_sources() -> list[dict[str, Any]]:
         return [vars(o) for o in _client().pull()]
