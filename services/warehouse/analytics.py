@@ -172,6 +172,7 @@ LEFT JOIN (SELECT date, count(*) AS n FROM fact_delta GROUP BY date) d ON d.date
 LEFT JOIN analytics.daily_sales s ON s.date = a.full_date
 WHERE :large AND coalesce(d.n, 0) >= CAST(:share AS float8) * coalesce(s.transactions, 0)
 """
+# The moved path skips the rebuilt dates: their figures are recomputed after it, whatever it wrote there.
 NOT_REBUILT = "date NOT IN (SELECT full_date FROM rebuilt_dates)"
 # What the batch changes per (date, customer, region as of the sale) on the dates not rebuilt.
 CUSTOMER_DAY_DELTA = f"""

@@ -322,6 +322,36 @@ def test_distinct_customers_move_by_the_customers_that_start_or_stop_counting(se
     run_scenario(settings, scenario)
 
 
+def test_one_load_moving_a_busy_day_and_rebuilding_a_new_one(settings: WarehouseSettings) -> None:
+    """Under the ``mixed`` policy this load moves day 4 (4 changed rows of 10) and rebuilds day 5 (new); C's
+    first order moves from the one to the other."""
+
+    async def scenario(w: Warehouse) -> None:
+        a, b, c, d, e = (w.key(n) for n in "ABCDE")
+        await w.customers(*(Customer(k, at(1)) for k in (a, b, c, d)))
+        day4 = [
+            Sale(w.key(f"{k}4-{i}"), at(4, 1, i), k, None)
+            for k, n in ((a, 2), (b, 2), (c, 1), (d, 5))
+            for i in range(n)
+        ]
+        await w.sales(*day4)
+        a4, c4 = day4[0], day4[4]
+        await w.sales(
+            dataclasses.replace(a4, status="refunded"),  # A still has another order on day 4
+            dataclasses.replace(c4, status="refunded"),  # C stops counting on day 4 ...
+            Sale(w.key("C5"), at(5, 1), c, None),  # ... and orders first on day 5
+            Sale(w.key("A5"), at(5, 1, 1), a, None),
+            Sale(w.key("E5"), at(5, 1, 2), e, None),  # an unknown customer: inferred
+        )
+        rows = await w.conn.exec_driver_sql(
+            """SELECT date, customers, new_customers, returning_customers FROM analytics.daily_customer_activity
+               WHERE date IN ('2024-04-01', '2024-05-01') ORDER BY date"""
+        )
+        assert [tuple(r[1:]) for r in rows] == [(3, 3, 0), (3, 2, 1)]  # day 4: A, B, D; day 5: C, E new, A
+
+    run_scenario(settings, scenario)
+
+
 def test_any_load_order_respecting_effective_times_gives_the_same_warehouse(settings: WarehouseSettings) -> None:
     prefix = "order-independence"
     c, p = f"{prefix}-C", f"{prefix}-P"
