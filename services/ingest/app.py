@@ -23,6 +23,7 @@ from shared.datasets import CONTRACTS, json_schema
 from shared.db import create_engine
 from shared.http import ApiError, Authenticated, IngestWriter, install_error_handlers, install_metrics
 from shared.logs import configure_logging, get_logger
+from shared.memory import keep_stream_buffers_in_heap
 from shared.objectstore import all_buckets, create_object_store
 
 log = get_logger(__name__)
@@ -63,6 +64,9 @@ class DatasetList(BaseModel):
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     configure_logging("ingest", level=settings.log_level, json=settings.log_json)
+    # Uploads pass through this process in 256 KiB reads: see shared/memory.py for what that costs otherwise.
+    if not keep_stream_buffers_in_heap():
+        log.info("ingest.heap_settings_unavailable")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
