@@ -113,9 +113,13 @@ class _HashingReader(io.RawIOBase):
                 break
             parts.append(chunk)
             have += len(chunk)
-        data = b"".join(parts)
-        out, self._pending = data[:size], data[size:]
-        return out
+        self._pending = b""
+        if have > size:
+            # Only the last chunk is cut: slicing the joined part would copy all of it twice more.
+            last = parts[-1]
+            cut = len(last) - (have - size)
+            parts[-1], self._pending = last[:cut], last[cut:]
+        return b"".join(parts)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
