@@ -28,7 +28,7 @@ from services.transform.service import run_job
 from shared.datasets import CONTRACTS, Dataset
 from shared.sampledata import GeneratorConfig, write_customers, write_products
 from tests import reference as R
-from tests.services.transform.test_transforms import dirty_files, read_rejects, ts, utc
+from tests.services.transform.test_transforms import dirty_files, read_csv_parts, ts, utc
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 RULES = T.CleaningRules(now=NOW)
@@ -471,8 +471,7 @@ def check_job_against_reference(
     assert c.rows_in == len(rows) == c.rows_valid + c.rows_rejected + c.rows_duplicate
     assert counts == R.count_dimension_rows(reference_csv, dataset.value, now=NOW)
 
-    # read_rejects reads any directory of CSV parts: raw and staged rows too
-    raw, staged, rejects = (read_rejects(d) for d in (output.raw_csv, output.staged_csv, output.rejects_csv))
+    raw, staged, rejects = (read_csv_parts(d) for d in (output.raw_csv, output.staged_csv, output.rejects_csv))
     assert (len(raw), len(staged), len(rejects)) == (c.rows_in, c.rows_valid, c.rows_rejected)
     assert {r[0] for r in raw + staged + rejects} <= {str(batch_id)}
     assert sorted(int(r[1]) for r in raw) == [n - shift for n in range(2, len(rows) + 2)]

@@ -616,7 +616,7 @@ def write_sales_csv(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def read_rejects(directory: Path) -> list[list[str]]:
+def read_csv_parts(directory: Path) -> list[list[str]]:
     rows: list[list[str]] = []
     for part in sorted(directory.glob("part-*")):
         with part.open(encoding="utf-8", newline="") as handle:
@@ -659,7 +659,7 @@ def check_job_against_reference(spark: SparkSession, rows: list[dict[str, str]],
     assert sorted(got, key=lambda t: t[0]) == sorted(expected.values(), key=lambda t: t[0])
 
     rejected_lines = {n for n, row in enumerate(rows, start=2) if R.parse_row(dict(row), n, FIXED_NOW) is None}
-    rejects = read_rejects(out / "rejects")
+    rejects = read_csv_parts(out / "rejects")
     assert len(rejects) == counts.rows_rejected
     assert all(r[0] == str(batch_id) for r in rejects)
     assert sorted(int(r[1]) for r in rejects) == sorted(rejected_lines)
@@ -690,6 +690,29 @@ def test_run_job_on_sales_example_matches_the_reference(spark: SparkSession, tmp
     check_job_against_reference(spark, rows, tmp_path)
     # the reference must agree the file has every kind of row, or the comparison proves little
     assert R.count_rows(tmp_path / "sales.csv", now=FIXED_NOW) == (8, 3, 3, 2)
+
+
+def test_staged_rows_are_written_in_key_order(spark: SparkSession, tmp_path: Path) -> None:
+    """Read part by part, the staged CSV COPY loads (and the silver Parquet) is in transaction_id order, so the
+    staging table's primary key is filled in order."""
+    ids = [f"{n:08x}" for n in range(0, 30_000, 7)]
+    rows = [{**CLEAN, "transaction_id": i} for i in reversed(ids)] + [{**CLEAN, "transaction_id": ids[3]}]
+    source = tmp_path / "sales.csv"
+    write_sales_csv(source, [{k: v or "" for k, v in row.items()} for row in rows])
+    # Kept apart, the shuffle's partitions show whether they hold ranges of the key (each part alone is
+    # sorted either way); left to themselves, rows this few would be coalesced into one.
+    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+    try:
+        output = run_job(
+            spark, dataset=Dataset.sales, batch_id=uuid.uuid4(), source=source, out=tmp_path / "out", now=FIXED_NOW
+        )
+    finally:
+        spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
+    assert len(list(output.staged_csv.glob("part-*"))) > 1
+    staged = [row[2] for row in read_csv_parts(output.staged_csv)]
+    assert staged == ids
+    parquet = sorted(output.parquet.glob("part-*.parquet"))
+    assert [r.transaction_id for p in parquet for r in spark.read.parquet(str(p)).collect()] == ids
 
 
 CSV_QUOTING = ",".join(HEADER) + "\n"
