@@ -36,8 +36,10 @@ after = libc.mallinfo2()
 print(json.dumps({"mapped": held.hblks - before.hblks, "kept": after.fordblks - held.fordblks}))
 """
 
+# A freshly started process shows the settings on a part-sized buffer. (A 256 KiB socket read would be
+# served from the heap there anyway, since the imports' own frees have raised glibc's adaptive threshold;
+# it is under a long upload's churn that reads end up mapped, which bench/ingest_upload.py measures.)
 S3_PART = 16 * 1024 * 1024 + 1
-SOCKET_READ = 256 * 1024
 
 
 def probe(mode: str, size: int) -> dict[str, int]:
@@ -52,9 +54,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.parametrize("size", [SOCKET_READ, S3_PART], ids=["socket read", "S3 part"])
-def test_stream_buffers_come_from_the_heap_and_stay_there(size: int) -> None:
-    assert probe("app", size) == {"mapped": 0, "kept": pytest.approx(size, abs=4096)}
+def test_stream_buffers_come_from_the_heap_and_stay_there() -> None:
+    assert probe("app", S3_PART) == {"mapped": 0, "kept": pytest.approx(S3_PART, abs=4096)}
 
 
 def test_without_the_settings_a_part_sized_buffer_is_mapped_and_unmapped() -> None:
