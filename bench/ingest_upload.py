@@ -35,7 +35,6 @@ from shared.admin import create_key
 from shared.sampledata import GeneratorConfig, write_sales
 from shared.settings import PlatformSettings
 
-CHUNK = 1024 * 1024
 RSS_TARGET = 64 * 1024 * 1024
 THROUGHPUT_TARGET = 0.5
 # The client the target is judged with: on a 2-core machine every cycle a client spends is taken from the
