@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
+import mmap
+import os
 import tracemalloc
 import uuid
 from collections.abc import Iterable, Iterator
@@ -16,7 +19,10 @@ import pytest
 
 from shared.objectstore import (
     CHUNK_SIZE,
+    DIRECT_ALIGN,
+    DIRECT_BLOCK,
     S3_PART_SIZE,
+    DirectFile,
     LocalObjectStore,
     ObjectNotFound,
     ObjectStore,
@@ -381,6 +387,103 @@ def test_create_object_store_rejects_unknown_schemes(url: str) -> None:
         create_object_store(PlatformSettings(object_store_url=url))
 
 
+# --- direct writes (local) -----------------------------------------------------------------------------
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem ``path`` is on, from the longest mount point above it."""
+    best, kind = "", ""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        mount_point, fs_type = line.split()[1:3]
+        if (path.as_posix() + "/").startswith(mount_point.rstrip("/") + "/") and len(mount_point) > len(best):
+            best, kind = mount_point, fs_type
+    return kind
+
+
+def cached_pages(path: Path) -> tuple[int, int]:
+    """(pages of ``path`` in the page cache, pages in all), by mincore(2) over a mapping of the file."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    pages = (path.stat().st_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    with path.open("rb") as fh:
+        # A private writable mapping, only so that ctypes can take its address; nothing touches it.
+        mapping = mmap.mmap(fh.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        start = ctypes.c_char.from_buffer(mapping)
+        vector = ctypes.create_string_buffer(pages)
+        try:
+            assert libc.mincore(ctypes.addressof(start), pages * mmap.PAGESIZE, vector) == 0, ctypes.get_errno()
+        finally:
+            del start
+        return sum(byte & 1 for byte in vector.raw), pages
+    finally:
+        mapping.close()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        1,
+        DIRECT_ALIGN - 1,
+        DIRECT_ALIGN,
+        DIRECT_ALIGN + 1,
+        DIRECT_BLOCK - 1,
+        DIRECT_BLOCK,
+        DIRECT_BLOCK + DIRECT_ALIGN + 7,
+        3 * DIRECT_BLOCK,
+    ],
+)
+def test_local_writes_of_every_size_around_the_direct_blocks(tmp_path: Path, size: int) -> None:
+    """Whole blocks go direct, the unaligned tail buffered: every byte lands, in order, whatever the
+    chunking."""
+    store = LocalObjectStore(tmp_path / "objects")
+    store.ensure_buckets(["bucket"])
+
+    chunks = list(pattern_chunks(size, chunk=65_537))
+
+    stored = store.put_stream("bucket", "obj", iter(chunks))
+
+    assert (stored.size_bytes, stored.sha256) == digest(chunks)
+    assert (tmp_path / "objects" / "bucket" / "obj").read_bytes() == b"".join(chunks)
+
+
+def test_a_large_local_write_bypasses_the_page_cache(tmp_path: Path) -> None:
+    """The whole blocks of a local write go to the disk directly: of a 16 MiB object, only the unaligned
+    tail is left in the page cache (a buffered write leaves all of it there)."""
+    if filesystem_type(tmp_path) in {"tmpfs", "ramfs"}:
+        pytest.skip("a memory filesystem keeps every page in the page cache")
+    store = LocalObjectStore(tmp_path / "objects")
+    store.ensure_buckets(["bucket"])
+    size = 16 * MiB + 100
+
+    store.put_stream("bucket", "big.bin", pattern_chunks(size))
+
+    cached, pages = cached_pages(tmp_path / "objects" / "bucket" / "big.bin")
+    assert pages == size // mmap.PAGESIZE + 1
+    assert cached <= 1, f"{cached} of {pages} pages are in the page cache"
+
+
+def test_a_filesystem_refusing_direct_writes_gets_buffered_ones(tmp_path: Path) -> None:
+    """A direct write the filesystem refuses (here: at an unaligned offset, as some filesystems refuse
+    every one) is written buffered instead, with nothing lost."""
+    path = tmp_path / "file.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        os.write(fd, b"0123456789")
+        direct = DirectFile.open(fd)
+        if direct is None:
+            pytest.skip("this filesystem has no direct I/O")
+        try:
+            for chunk in pattern_chunks(2 * DIRECT_BLOCK + 5):
+                direct.write(chunk)
+            direct.finish()
+        finally:
+            direct.close()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"0123456789" + b"".join(pattern_chunks(2 * DIRECT_BLOCK + 5))
+
+
 # --- memory --------------------------------------------------------------------------------------------
 
 
@@ -422,5 +525,5 @@ def test_a_failed_disk_write_stops_the_stream_and_surfaces_the_error(tmp_path: P
             return super().write(data)
 
     with pytest.raises(OSError, match="No space left"):
-        write_overlapped(chunks(), FailingFile())  # type: ignore[arg-type]
+        write_overlapped(chunks(), FailingFile().write)
     assert len(produced) < 1000, "the producer stops once the writer has failed"
