@@ -22,6 +22,7 @@ from shared.objectstore import (
     DIRECT_ALIGN,
     DIRECT_BLOCK,
     S3_PART_SIZE,
+    SYNC_EVERY,
     DirectFile,
     LocalObjectStore,
     ObjectNotFound,
@@ -30,6 +31,7 @@ from shared.objectstore import (
     ObjectTooLarge,
     S3ObjectStore,
     StoredObject,
+    SyncedFile,
     create_object_store,
     write_overlapped,
 )
@@ -482,6 +484,18 @@ def test_a_filesystem_refusing_direct_writes_gets_buffered_ones(tmp_path: Path) 
     finally:
         os.close(fd)
     assert path.read_bytes() == b"0123456789" + b"".join(pattern_chunks(2 * DIRECT_BLOCK + 5))
+
+
+def test_the_buffered_writer_of_filesystems_without_direct_io(tmp_path: Path) -> None:
+    """Where O_DIRECT is not to be had, the file is written through the page cache, synced as it goes."""
+    path = tmp_path / "file.bin"
+    chunks = list(pattern_chunks(SYNC_EVERY + 3 * MiB + 1))
+    with path.open("wb") as out:
+        synced = SyncedFile(out)
+        for chunk in chunks:
+            synced.write(chunk)
+        synced.finish()
+        assert path.read_bytes() == b"".join(chunks)
 
 
 # --- memory --------------------------------------------------------------------------------------------
