@@ -501,6 +501,34 @@ def test_with_source_lines_numbers_a_multi_partition_file_in_file_order(spark: S
     assert got == [(n, n) for n in range(2, count + 2)]
 
 
+# ------------------------------------------------------------------------------- code that stays warm
+
+
+def generated_code(spark: SparkSession, df: DataFrame) -> list[str]:
+    """The Java source of every whole-stage-codegen stage of ``df``'s plan (planned without adaptive
+    execution, whose plan is only final once it has run)."""
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    try:
+        stages = df._jdf.queryExecution().debug().codegenToSeq()
+        return [str(stages.apply(i)._2()) for i in range(stages.size())]
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", "true")
+
+
+def test_the_code_spark_generates_is_the_same_for_every_batch(spark: SparkSession) -> None:
+    """What differs from batch to batch (the time it is staged, the sizes of its partitions) reaches the
+    code Spark generates as data, not as literals: the JVM compiles a worker's code once, not per batch."""
+
+    def code(now: datetime, sizes: dict[int, int]) -> list[str]:
+        raw = T.tag_positions(raw_frame(spark, [line(2), line(3, transaction_ts="2030-01-01T00:00:00Z")]))
+        typing = T.sales_typing(raw, T.CleaningRules(now=now))
+        return generated_code(spark, T.number_lines(typing.rows, sizes))
+
+    first = code(NOW, {0: 2})
+    assert first, "the plan has whole-stage-codegen stages"
+    assert code(NOW + timedelta(hours=5, microseconds=7), {0: 1_234_567, 1: 89}) == first
+
+
 # ------------------------------------------------------------- run_job on sales vs the reference
 
 FIXED_NOW = NOW
