@@ -1,8 +1,9 @@
-"""What the benchmarks share: a throwaway database and processes sampled for memory."""
+"""What the benchmarks share: a throwaway database, processes sampled for memory, the machine's CPU time."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -72,3 +73,25 @@ class PeakRss:
     @property
     def growth(self) -> int:
         return self.peak - self.baseline
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process of the machine has used since boot (user, system, interrupts; not idle, not
+    I/O wait, not time the hypervisor took)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class MachineCpu:
+    """The CPU time the whole machine used while the block ran: work spread over every process (the
+    service, Spark's JVM, PostgreSQL's backends), and a floor for the block's wall time on N cores."""
+
+    def __enter__(self) -> MachineCpu:
+        self.seconds = 0.0
+        self._started = machine_cpu_seconds()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = machine_cpu_seconds() - self._started
