@@ -208,7 +208,7 @@ def _timestamp_reasons(name: str, *, required: bool) -> list[Rule]:
 HORIZON = "_horizon"
 
 
-def _horizon(rules: CleaningRules) -> Column:
+def _horizon() -> Column:
     """The latest instant a timestamp may hold: the column :func:`_with_horizon` joins in."""
     return F.col(HORIZON)
 
@@ -370,7 +370,7 @@ def sales_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
     reasons = [
         _reason(c("transaction_id").isNull(), "missing_transaction_id"),
         *_timestamp_reasons("transaction_ts", required=True),
-        _reason(c("transaction_ts") > _horizon(rules), "future_timestamp"),
+        _reason(c("transaction_ts") > _horizon(), "future_timestamp"),
         _reason(_text("quantity").isNotNull() & c("quantity").isNull(), "invalid_quantity"),
         _reason(c("quantity") <= 0, "non_positive_quantity"),
         _reason(_text("unit_price").isNotNull() & c("unit_price").isNull(), "invalid_unit_price"),
@@ -390,10 +390,9 @@ def sales_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
     return _typing(raw, Dataset.sales, [parsed, cents, derived, total], reasons, rules)
 
 
-def _future(rules: CleaningRules, *names: str) -> Rule:
+def _future(*names: str) -> Rule:
     """future_timestamp once, however many of the row's timestamps lie beyond the horizon."""
-    horizon = _horizon(rules)
-    return _reason(_any([F.col(n) > horizon for n in names]), "future_timestamp")
+    return _reason(_any([F.col(n) > _horizon() for n in names]), "future_timestamp")
 
 
 def customers_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
@@ -414,7 +413,7 @@ def customers_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
     reasons = [
         _reason(c("customer_id").isNull(), "missing_customer_id"),
         *_timestamp_reasons("updated_at", required=True),
-        _future(rules, "updated_at"),
+        _future("updated_at"),
         _reason(c("email").isNotNull() & ~c("email").rlike(EMAIL_PATTERN), "invalid_email"),
         _reason(_text("is_active").isNotNull() & c("is_active").isNull(), "invalid_is_active"),
     ]
@@ -434,7 +433,7 @@ def products_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
         _reason(F.col("product_id").isNull(), "missing_product_id"),
         *_timestamp_reasons("updated_at", required=True),
         *_timestamp_reasons("created_at", required=False),
-        _future(rules, "updated_at", "created_at"),
+        _future("updated_at", "created_at"),
     ]
     return _typing(raw, Dataset.products, [parsed], reasons, rules)
 
