@@ -529,6 +529,13 @@ def test_the_code_spark_generates_is_the_same_for_every_batch(spark: SparkSessio
     assert code(NOW + timedelta(hours=5, microseconds=7), {0: 1_234_567, 1: 89}) == first
 
 
+def test_the_worker_jvm_collects_garbage_with_the_parallel_collector(spark: SparkSession) -> None:
+    """A batch wants throughput: the session's JVM runs the parallel collector, not the default G1."""
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    names = {beans.get(i).getName() for i in range(beans.size())}
+    assert names == {"PS Scavenge", "PS MarkSweep"}, names
+
+
 # ------------------------------------------------------------- run_job on sales vs the reference
 
 FIXED_NOW = NOW
