@@ -24,6 +24,8 @@ orders, and recounted from the facts for those that lost one.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -288,15 +290,31 @@ MOVED = [
 ]
 MOVED_TABLES = ["customer_day_delta", "activity_pairs", "customer_days", "customer_day_now", "activity_delta"]
 
-# The rebuilt dates' facts, once.
+# The rebuilt dates' facts, once. The delta's new fact versions are facts as they are now, bound to their
+# versions: a rebuilt date all of whose facts the delta holds (after APPLY_DELTA, daily_sales counts them) is
+# read from the delta alone, as a batch of new days is. The facts of the other rebuilt dates that the delta
+# does not hold are read from fact_sales (REFRESH_OTHER_FACTS).
 REFRESH_FACTS = """
 CREATE TEMP TABLE refresh_facts ON COMMIT DROP AS
-SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date AS date, f.status, f.quantity, f.total_amount,
+SELECT date, status, quantity, total_amount, customer_id, state, country, product_id
+FROM fact_delta WHERE sign = 1 AND date IN (SELECT full_date FROM rebuilt_dates)
+"""
+PARTIAL_DATES = """
+CREATE TEMP TABLE partial_dates ON COMMIT DROP AS
+SELECT s.date_key FROM rebuilt_dates r
+JOIN analytics.daily_sales s ON s.date = r.full_date
+LEFT JOIN (SELECT date, count(*) AS n FROM fact_delta WHERE sign = 1 GROUP BY date) d ON d.date = r.full_date
+WHERE s.transactions > coalesce(d.n, 0)
+"""
+REFRESH_OTHER_FACTS = """
+INSERT INTO refresh_facts (date, status, quantity, total_amount, customer_id, state, country, product_id)
+SELECT (f.transaction_ts AT TIME ZONE 'UTC')::date, f.status, f.quantity, f.total_amount,
        c.customer_id, c.state, c.country, p.product_id
 FROM processed.fact_sales f
 LEFT JOIN processed.dim_customers c ON c.customer_key = f.customer_key
 LEFT JOIN processed.dim_products p ON p.product_key = f.product_key
-WHERE f.date_key IN (SELECT to_char(full_date, 'YYYYMMDD')::integer FROM rebuilt_dates)
+WHERE f.date_key IN (SELECT date_key FROM partial_dates)
+  AND NOT EXISTS (SELECT 1 FROM fact_delta d WHERE d.sign = 1 AND d.sale_key = f.sale_key)
 """
 
 COMPLETED = "FILTER (WHERE status = 'completed')"
@@ -370,6 +388,26 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
     await conn.execute(text("DROP TABLE summary_delta"))
 
 
+async def read_rebuilt_facts(conn: AsyncConnection) -> None:
+    """``refresh_facts``: every fact of the rebuilt dates, from the delta where it holds all of a date's facts."""
+    await conn.execute(text(REFRESH_FACTS))
+    await conn.execute(text(PARTIAL_DATES))
+    if (await conn.execute(text("SELECT count(*) FROM partial_dates"))).scalar_one():
+        await conn.execute(text(REFRESH_OTHER_FACTS))
+    await conn.execute(text("ANALYZE refresh_facts"))
+
+
+@asynccontextmanager
+async def grouped_by_sorting(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Around statements that group facts into about as many groups as there are facts (a product or a
+    customer per day): sorting and then grouping is cheaper there than a hash table of a million groups (1M
+    facts by date and product: 1.55 s against 2.03 s; by date and customer: 1.37 s against 1.86 s)."""
+    before = (await conn.execute(text("SELECT current_setting('enable_hashagg')"))).scalar_one()
+    await conn.execute(text("SELECT set_config('enable_hashagg', 'off', true)"))
+    yield
+    await conn.execute(text("SELECT set_config('enable_hashagg', :before, true)"), {"before": before})
+
+
 async def refresh_products(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> None:
     """daily_product_sales: the rebuilt dates recomputed from their facts (``refresh_facts``), with the table's
     indexes rebuilt when that is most of it (bulk.py); the delta added on the other dates."""
@@ -378,7 +416,8 @@ async def refresh_products(conn: AsyncConnection, batch_id: uuid.UUID, bulk: Bul
     async with bulk.indexes(conn, "analytics.daily_product_sales", rows) as suspended:
         await conn.execute(text(PRODUCT_REBUILT_DELETE))
         order = "" if suspended else PRODUCT_KEY_ORDER
-        await conn.execute(text(f"{PRODUCT_REBUILT_INSERT} {order}"), params)
+        async with grouped_by_sorting(conn):
+            await conn.execute(text(f"{PRODUCT_REBUILT_INSERT} {order}"), params)
     await conn.execute(text(PRODUCT_DELTA), params)
 
 
@@ -403,8 +442,9 @@ async def rebuild_dates(conn: AsyncConnection, batch_id: uuid.UUID) -> None:
     """The figures that are not additive, recomputed for the rebuilt dates from their facts (``refresh_facts``)."""
     for table in RECOMPUTED_TABLES:
         await conn.execute(text(f"DELETE FROM {table} WHERE date IN (SELECT full_date FROM rebuilt_dates)"))
-    for statement in REFRESH:
-        await conn.execute(text(statement), {"batch_id": batch_id})
+    async with grouped_by_sorting(conn):
+        for statement in REFRESH:
+            await conn.execute(text(statement), {"batch_id": batch_id})
 
 
 async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) -> int:
@@ -419,10 +459,9 @@ async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) 
     # A large delta rebuilds the dates it changed a good share of (a batch of new days); a small one moves
     # every date's figures.
     await conn.execute(text(REBUILT_DATES), {"large": rows >= bulk.min_rows, "share": bulk.min_share})
-    await conn.execute(text(REFRESH_FACTS))
-    await conn.execute(text("ANALYZE refresh_facts"))
     for statement in APPLY_DELTA:
         await conn.execute(text(statement), params)
+    await read_rebuilt_facts(conn)
     await refresh_products(conn, batch_id, bulk)
     for table in ADDITIVE_TABLES:
         await conn.execute(
@@ -431,5 +470,7 @@ async def refresh(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolicy) 
     await move_customer_days(conn, batch_id)
     await rebuild_dates(conn, batch_id)
     dates = (await conn.execute(text("SELECT count(*) FROM affected_dates"))).scalar_one()
-    await conn.execute(text("DROP TABLE affected_dates, fact_delta, first_order_moves, rebuilt_dates, refresh_facts"))
+    await conn.execute(
+        text("DROP TABLE affected_dates, fact_delta, first_order_moves, rebuilt_dates, partial_dates, refresh_facts")
+    )
     return int(dates)

@@ -64,9 +64,10 @@ WHERE s.batch_id = :batch_id AND s.product_id IS NOT NULL
 # keeps it): replaying a batch received before that one changes nothing.
 RECEIVED = "(SELECT b.received_at FROM ops.batches b WHERE b.batch_id = {})"
 # Point in time: the version whose [valid_from, valid_to) holds the sale; before the first version, the first
-# version, whose interval is stretched back to -infinity for the join. One hash join per dimension.
+# version, whose interval is stretched back to -infinity for the join. One hash join per dimension, which also
+# brings what the analytics group a fact by (the bound version's attributes).
 BINDABLE = f"""(
-    SELECT {{sk}}, {{key}}, valid_to, {dimensions.BIND_FROM} AS bind_from
+    SELECT {{sk}}, {{key}}, {{attributes}}, valid_to, {dimensions.BIND_FROM} AS bind_from
     FROM processed.{{table}})"""
 FACT_COLUMNS = (
     "transaction_ts",
@@ -96,38 +97,37 @@ UNCHANGED_FACTS = """
 DELETE FROM fact_delta o
 WHERE o.sign = -1 AND NOT EXISTS (SELECT 1 FROM fact_delta n WHERE n.sign = 1 AND n.sale_key = o.sale_key)
 """
-# The batch's facts bound point in time.
+# The batch's facts bound point in time, with the bound versions' attributes the analytics group by.
 BOUND_SALES = f"""
 SELECT s.transaction_id, s.transaction_ts, to_char((s.transaction_ts AT TIME ZONE 'UTC')::date, 'YYYYMMDD')::integer
        AS date_key, c.customer_key, p.product_key, s.quantity, s.unit_price, s.total_amount, s.payment_method,
-       s.status, s.batch_id
+       s.status, s.batch_id, p.product_id, p.category, c.customer_id, c.country, c.state
 FROM staging.sales s
-LEFT JOIN {BINDABLE.format(sk="customer_key", table="dim_customers", key="customer_id")} c
+LEFT JOIN {BINDABLE.format(sk="customer_key", table="dim_customers", key="customer_id", attributes="country, state")} c
     ON c.customer_id = s.customer_id AND s.transaction_ts >= c.bind_from AND s.transaction_ts < c.valid_to
-LEFT JOIN {BINDABLE.format(sk="product_key", table="dim_products", key="product_id")} p
+LEFT JOIN {BINDABLE.format(sk="product_key", table="dim_products", key="product_id", attributes="category")} p
     ON p.product_id = s.product_id AND s.transaction_ts >= p.bind_from AND s.transaction_ts < p.valid_to
 WHERE s.batch_id = :batch_id
 """
-# Bound once, with the sale_key of the fact each transaction already has (OLD_FACTS found them), for the update
-# and the insert.
+# Bound once, for the update and the insert: a transaction loaded already has the sale_key of its fact (OLD_FACTS
+# found them); a new one takes its sale_key from the identity's sequence here, so that its fact and its delta row
+# are both written from this table. The sequence is resolved once (an init plan), not per row: resolved per row,
+# binding 1M rows took 7 s instead of 2.
 BATCH_FACTS = f"""
 CREATE TEMP TABLE batch_facts ON COMMIT DROP AS
-SELECT n.*, o.sale_key FROM ({BOUND_SALES}) n
+SELECT n.*, o.sale_key IS NULL AS is_new,
+       coalesce(o.sale_key, nextval((SELECT pg_get_serial_sequence('processed.fact_sales', 'sale_key')::regclass)))
+           AS sale_key
+FROM ({BOUND_SALES}) n
 LEFT JOIN fact_delta o ON o.sign = -1 AND o.transaction_id = n.transaction_id
 """
-# The new version of each fact, as the additive analytics group it.
-NEW_FACTS_DELTA = """
+# The facts the batch writes, as the additive analytics group them (their bound versions' attributes).
+BATCH_DELTA = """
 INSERT INTO fact_delta (sale_key, sign, date, status, quantity, total_amount, payment_method, product_id, category,
     customer_id, country, state)
-SELECT u.sale_key, 1, (u.transaction_ts AT TIME ZONE 'UTC')::date, u.status, u.quantity, u.total_amount,
-       u.payment_method, p.product_id, p.category, c.customer_id, c.country, c.state
-FROM written u
-LEFT JOIN processed.dim_products p ON p.product_key = u.product_key
-LEFT JOIN processed.dim_customers c ON c.customer_key = u.customer_key
-"""
-# What the analytics need of each fact written.
-WRITTEN = """RETURNING f.sale_key, f.transaction_ts, f.product_key, f.customer_key, f.status, f.quantity,
-    f.total_amount, f.payment_method"""
+SELECT n.sale_key, 1, (n.transaction_ts AT TIME ZONE 'UTC')::date, n.status, n.quantity, n.total_amount,
+       n.payment_method, n.product_id, n.category, n.customer_id, n.country, n.state
+FROM batch_facts n"""
 # A transaction already loaded takes the batch's record when it differs and the batch is not older than the
 # one whose record the fact holds.
 NEW_RECORD = ", ".join(f"{{new}}.{c}" for c in FACT_COLUMNS)
@@ -142,19 +142,17 @@ WITH written AS (
 UPDATE processed.fact_sales f
 SET ({", ".join(FACT_COLUMNS)}, batch_id, loaded_at) = ({", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id, now())
 FROM batch_facts n
-WHERE n.sale_key IS NOT NULL AND f.sale_key = n.sale_key AND {CHANGED.format(new="n")}
-{WRITTEN})
-{NEW_FACTS_DELTA}
+WHERE NOT n.is_new AND f.sale_key = n.sale_key AND {CHANGED.format(new="n")}
+RETURNING f.sale_key)
+{BATCH_DELTA} JOIN written w ON w.sale_key = n.sale_key
 """
 INSERT_FACTS = f"""
-WITH written AS (
-INSERT INTO processed.fact_sales AS f (transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
-SELECT n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id
-FROM batch_facts n
-WHERE n.sale_key IS NULL
-{WRITTEN})
-{NEW_FACTS_DELTA}
+INSERT INTO processed.fact_sales (sale_key, transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
+OVERRIDING SYSTEM VALUE
+SELECT n.sale_key, n.transaction_id, {", ".join(f"n.{c}" for c in FACT_COLUMNS)}, n.batch_id
+FROM batch_facts n WHERE n.is_new
 """
+INSERTED_FACTS_DELTA = f"{BATCH_DELTA} WHERE n.is_new"
 
 
 @dataclass(frozen=True)
@@ -192,6 +190,7 @@ async def load_sales(conn: AsyncConnection, batch_id: uuid.UUID, bulk: BulkPolic
         await conn.execute(text("ANALYZE batch_facts"))
         facts = (await conn.execute(text(UPDATE_FACTS))).rowcount
         facts += (await conn.execute(text(INSERT_FACTS))).rowcount
+        await conn.execute(text(INSERTED_FACTS_DELTA))
         await conn.execute(text("DROP TABLE batch_facts"))
     if rebuilt:
         await analyze(conn, "processed.fact_sales")
