@@ -151,6 +151,9 @@ class Warehouse:
         await self.conn.execute(text("SET LOCAL ROLE sdp_warehouse"))
         result = await repository.load(self.conn, dataset, batch_id, self.bulk)
         await self.conn.execute(text("RESET ROLE"))
+        # A load groups some rebuilds by sorting (analytics.grouped_by_sorting); the rest of the transaction
+        # plans as before.
+        assert (await self.conn.execute(text("SELECT current_setting('enable_hashagg')"))).scalar_one() == "on"
         await self.conn.execute(text("UPDATE ops.batches SET status = 'loaded' WHERE batch_id = :b"), {"b": batch_id})
         self.batches.append((dataset, batch_id))
         await check_invariants(self.conn)
