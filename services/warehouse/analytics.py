@@ -85,16 +85,24 @@ FIRST_ORDERS_AFTER = [
        UNION SELECT after FROM first_order_moves WHERE after IS NOT NULL
        ON CONFLICT DO NOTHING""",
 ]
-SUMMARY_ADD = """
-INSERT INTO analytics.customer_summary AS t (customer_id, first_order_date, last_order_date, orders, revenue, units,
-    batch_id)
-SELECT customer_id, first_added, last_added, orders, revenue, units, :batch_id FROM summary_delta WHERE NOT recount
-ON CONFLICT (customer_id) DO UPDATE SET
-    first_order_date = least(t.first_order_date, EXCLUDED.first_order_date),
-    last_order_date = greatest(t.last_order_date, EXCLUDED.last_order_date),
-    orders = t.orders + EXCLUDED.orders, revenue = t.revenue + EXCLUDED.revenue, units = t.units + EXCLUDED.units,
-    batch_id = EXCLUDED.batch_id, refreshed_at = now()
-"""
+# Customers with a summary already take the delta by a joined update (no speculative insertion per row, which
+# ON CONFLICT makes); the others are inserted.
+SUMMARY_ADD = [
+    """
+    UPDATE analytics.customer_summary t
+    SET first_order_date = least(t.first_order_date, d.first_added),
+        last_order_date = greatest(t.last_order_date, d.last_added),
+        orders = t.orders + d.orders, revenue = t.revenue + d.revenue, units = t.units + d.units,
+        batch_id = :batch_id, refreshed_at = now()
+    FROM summary_delta d WHERE NOT d.recount AND t.customer_id = d.customer_id
+    """,
+    """
+    INSERT INTO analytics.customer_summary (customer_id, first_order_date, last_order_date, orders, revenue, units,
+        batch_id)
+    SELECT customer_id, first_added, last_added, orders, revenue, units, :batch_id FROM summary_delta d
+    WHERE NOT recount AND NOT EXISTS (SELECT 1 FROM analytics.customer_summary t WHERE t.customer_id = d.customer_id)
+    """,
+]
 SUMMARY_RECOUNT = [
     "DELETE FROM analytics.customer_summary WHERE customer_id IN (SELECT customer_id FROM summary_delta WHERE recount)",
     """
@@ -380,7 +388,8 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
     params = {"batch_id": batch_id}
     await conn.execute(text(SUMMARY_DELTA))
     await conn.execute(text(FIRST_ORDERS_BEFORE))
-    await conn.execute(text(SUMMARY_ADD), params)
+    for statement in SUMMARY_ADD:
+        await conn.execute(text(statement), params)
     for statement in SUMMARY_RECOUNT:
         await conn.execute(text(statement), params)
     for statement in FIRST_ORDERS_AFTER:
