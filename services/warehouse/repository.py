@@ -144,7 +144,7 @@ SET ({", ".join(FACT_COLUMNS)}, batch_id, loaded_at) = ({", ".join(f"n.{c}" for 
 FROM batch_facts n
 WHERE NOT n.is_new AND f.sale_key = n.sale_key AND {CHANGED.format(new="n")}
 RETURNING f.sale_key)
-{BATCH_DELTA} JOIN written w ON w.sale_key = n.sale_key
+{BATCH_DELTA} JOIN written w ON w.sale_key = n.sale_key WHERE NOT n.is_new
 """
 INSERT_FACTS = f"""
 INSERT INTO processed.fact_sales (sale_key, transaction_id, {", ".join(FACT_COLUMNS)}, batch_id)
