@@ -5,6 +5,9 @@ Both sides start from the same CSV file and end with the same rows committed: ra
 Baseline in the same run: COPY into a table of text, then ``bench/sql/clean_sales.sql`` (INSERT … SELECT).
 Targets (issue 4): the stage ≤ 6 s on this machine and not slower than the baseline.
 
+Beside them, a floor: the same warm session reading the file and writing it back as Parquet with no rules at
+all (no typing, no numbering, no checks, no COPY), the least a Spark stage of this file can do.
+
 Run: ``make bench`` (or ``python -m bench.transform_stage --rows 1000000 --runs 3``).
 """
 
@@ -26,7 +29,7 @@ import asyncpg
 from pyspark.sql import SparkSession
 
 from bench.common import MachineCpu, throwaway_database
-from services.transform.service import load_rows, run_job
+from services.transform.service import load_rows, run_job, split_for_cores
 from services.transform.settings import TransformSettings
 from services.transform.spark import get_spark
 from shared.datasets import CONTRACTS, Dataset
@@ -105,6 +108,17 @@ def spark_stage(
     return phases, counts
 
 
+def spark_floor(spark: SparkSession, source: Path, work: Path) -> float:
+    """Seconds for Spark to read ``source`` and write it as Parquet, every value as text, nothing else."""
+    out = work / f"floor-{uuid.uuid4()}"
+    started = time.perf_counter()
+    split_for_cores(spark, source)
+    spark.read.options(header="true").csv(str(source)).write.parquet(str(out))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds
+
+
 def another_file(source: Path, target: Path, run: int) -> Path:
     """``source`` with ``run + 1`` valid rows of its own appended: each run's file has other partition sizes."""
     shutil.copyfile(source, target)
@@ -147,7 +161,7 @@ def main() -> int:
         print(f"generating {args.rows:,} sales rows (1% duplicates, 0.5% invalid) …", flush=True)
         write_sales(GeneratorConfig(sales=args.rows, customers=100_000, products=10_000, dirty_rate=0.015), source)
         spark = get_spark(TransformSettings())
-        spark_runs, sql_runs = [], []
+        spark_runs, sql_runs, floors = [], [], []
         with throwaway_database(base) as database_url:
             # A worker's session is warm when a batch arrives: it has staged batches before, and the JVM has
             # compiled the code they run. One batch of the same size first, not measured.
@@ -161,6 +175,7 @@ def main() -> int:
                 # Alternated, so a busy moment of the machine weighs on both sides alike.
                 spark_runs.append(spark_stage(spark, database_url, batch_file, now, scratch))
                 sql_runs.append(asyncio.run(sql_baseline(database_url, batch_file, now)))
+                floors.append(spark_floor(spark, batch_file, scratch))
                 batch_file.unlink()
         spark.stop()
         for (_, spark_counts), (_, sql_counts) in zip(spark_runs, sql_runs, strict=True):
@@ -184,6 +199,11 @@ def main() -> int:
             print(f"  {phase:44s} {_median(sql_runs, phase):8.2f} s")
         baseline = _median(sql_runs, "total")
         print(f"  {'total':44s} {baseline:8.2f} s   runs: {_runs(sql_runs)}")
+        floor = statistics.median(floors)
+        print(
+            f"spark floor: read the CSV, write it as Parquet, no rules {floor:8.2f} s   runs: "
+            + " ".join(f"{f:.2f}" for f in floors)
+        )
         print(f"stage / baseline   {stage / baseline:8.2f}   (target <= 1.0)")
         print(f"stage              {stage:8.2f} s (target <= {STAGE_TARGET_SECONDS} s)")
         ok = stage <= STAGE_TARGET_SECONDS and stage <= baseline

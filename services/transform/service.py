@@ -251,7 +251,7 @@ def _copy_value(column: pa.Array) -> pa.Array:
 COPY_CSV_BATCH_ROWS = 65_536
 
 
-def _split_for_cores(spark: SparkSession, source: Path) -> None:
+def split_for_cores(spark: SparkSession, source: Path) -> None:
     """Size the read's partitions so that every core gets a share of the file (Spark's default of 128 MiB
     would read a 100 MB file on one core)."""
     cores = spark.sparkContext.defaultParallelism
@@ -298,7 +298,7 @@ def run_job(
     try:
         with _timed(seconds, "read"):
             shape = scan_text(source) if file_format in ("csv", "ndjson") else None
-            _split_for_cores(spark, source)
+            split_for_cores(spark, source)
             frame = read_source(
                 spark,
                 source,
