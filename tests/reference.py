@@ -33,7 +33,10 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 TOTAL_TOLERANCE = Decimal("0.01")
 CENT = Decimal("0.01")
 
-_TS = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))?")
+# The offset: Z, ±HH:MM, ±HHMM or ±HH.
+_TS = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?" r"(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?)?"
+)
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 BOOLEANS = {"true": True, "t": True, "yes": True, "y": True, "1": True}
@@ -82,9 +85,9 @@ def parse_timestamp(text: str) -> datetime | None:
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     tz = UTC
     if sign is not None:
-        if int(off_h) > 23 or int(off_m) > 59:
+        if int(off_h) > 23 or int(off_m or 0) > 59:
             return None
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        offset = timedelta(hours=int(off_h), minutes=int(off_m or 0))
         tz = timezone(-offset if sign == "-" else offset)
     try:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tzinfo=tz)

@@ -36,7 +36,7 @@ WITH cleaned AS (
 ), checked AS (
     SELECT c.*,
            -- A timestamp's parts are checked before the cast, which would fail the script, not the row.
-           c.ts_text ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-4]):[0-5]\d)?$'
+           c.ts_text ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$'
              AND substr(c.ts_text, 9, 2)::int
                  <= extract(day from make_date(substr(c.ts_text, 1, 4)::int, substr(c.ts_text, 6, 2)::int, 1)
                                      + interval '1 month - 1 day') AS ts_ok,

@@ -3,10 +3,10 @@
 No I/O here and no Python UDFs: every rule is a Spark column expression, so the JVM runs it.
 
 Rules every dataset shares: text is trimmed (spaces, tabs, CR, LF) and an empty field is null; timestamps
-are ISO 8601 (``YYYY-MM-DD[T ]HH:MM[:SS[.f]]``, optional ``Z``/``±HH:MM``, none means UTC) and at most
-``future_skew_seconds`` after ``now``; a record whose field count differs from the header's is
-``malformed_row``; a key over 256 characters or another field over 4,096 is ``field_too_long``. A row
-lists every reason code that applies; a row with none is valid.
+are ISO 8601 (``YYYY-MM-DD[T ]HH:MM[:SS[.f]]``, optional ``Z``/``±HH:MM``/``±HHMM``/``±HH``, none means
+UTC) and at most ``future_skew_seconds`` after ``now``; a record whose field count differs from the
+header's is ``malformed_row``; a key over 256 characters or another field over 4,096 is
+``field_too_long``. A row lists every reason code that applies; a row with none is valid.
 
 Customers: ``email`` is lower-cased and must look like an address (one ``@``, a non-empty local part, a
 dot inside the domain, no whitespace); ``state`` and ``country`` are codes, upper-cased; ``is_active``
@@ -57,6 +57,9 @@ MONEY = "decimal(12,2)"
 WIDE_DECIMAL = "decimal(38,18)"
 # Spark's cast wants seconds when a zone follows the minutes; ISO 8601 does not.
 MINUTES_WITH_ZONE = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})$"
+# ISO 8601's other offsets, which Spark's cast does not read: ±HHMM (what strftime's %z and many exports
+# write) and ±HH. Groups: date and minutes, seconds (with a fraction), offset hours, offset minutes.
+COMPACT_OFFSET_PATTERN = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?([+-]\d{2})(\d{2})?$"
 WHITESPACE = " \t\r\n"
 # A plausible address, checked as a set-based pattern rather than RFC 5322: one @, a non-empty local
 # part, a dot inside the domain, no whitespace.
@@ -196,7 +199,19 @@ def _timestamp(text: Column) -> Column:
     # length test spares every other row a regular expression.
     short = (F.length(text) == 17) | (F.length(text) == 22)
     with_seconds = F.when(short, F.regexp_replace(text, MINUTES_WITH_ZONE, "$1:00$2")).otherwise(text)
-    return F.when(text.rlike(TIMESTAMP_PATTERN), with_seconds.try_cast("timestamp"))
+    return F.when(text.rlike(TIMESTAMP_PATTERN), with_seconds.try_cast("timestamp")).when(
+        text.rlike(COMPACT_OFFSET_PATTERN), _with_extended_offset(text).try_cast("timestamp")
+    )
+
+
+def _with_extended_offset(text: Column) -> Column:
+    """A timestamp with a ±HHMM or ±HH offset (:data:`COMPACT_OFFSET_PATTERN`) rewritten with seconds and
+    ±HH:MM, the form Spark's cast reads. Only rows the common pattern refuses get this far."""
+
+    def part(group: int) -> Column:
+        return F.nullif(F.regexp_extract(text, COMPACT_OFFSET_PATTERN, group), F.lit(""))
+
+    return F.concat(part(1), F.coalesce(part(2), F.lit(":00")), part(3), F.lit(":"), F.coalesce(part(4), F.lit("00")))
 
 
 def _timestamp_reasons(name: str, *, required: bool) -> list[Rule]:

@@ -357,6 +357,19 @@ def test_reference_normalises_fields(tmp_path: Path) -> None:
     assert second.status is None and second.payment_method is None
 
 
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2025-01-01T13:30:00+0330", datetime(2025, 1, 1, 10, 0, tzinfo=UTC)),
+        ("2025-01-01T05:00-05", datetime(2025, 1, 1, 10, 0, tzinfo=UTC)),
+        ("2025-01-01T10:00:00+05:3", None),
+        ("2025-01-01T10:00:00+053", None),
+    ],
+)
+def test_reference_reads_basic_and_hour_offsets(text: str, instant: datetime | None) -> None:
+    assert parse_timestamp(text) == instant
+
+
 def test_reference_total_tolerance(tmp_path: Path) -> None:
     path = _csv(
         tmp_path,

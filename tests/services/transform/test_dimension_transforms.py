@@ -213,7 +213,12 @@ REASON_CASES: dict[tuple[Dataset, str], tuple[list[Overrides], list[Overrides]]]
     ),
     (Dataset.products, "invalid_updated_at"): (
         [{"updated_at": "not-a-date"}, {"updated_at": "2024-05-01T25:00:00Z"}, {"updated_at": "2024-05-01"}],
-        [{"updated_at": "2024-05-01 10:00:00"}, {"updated_at": "2024-05-01T13:00+03:00"}],
+        [
+            {"updated_at": "2024-05-01 10:00:00"},
+            {"updated_at": "2024-05-01T13:00+03:00"},
+            {"updated_at": "2024-05-01T13:00:00+0300"},
+            {"updated_at": "2024-05-01T07:00-03"},
+        ],
     ),
     (Dataset.products, "invalid_created_at"): (
         [{"created_at": "not-a-date"}, {"created_at": "2023-02-29T00:00:00Z"}, {"created_at": "2023"}],

@@ -111,7 +111,12 @@ REASON_CASES: dict[str, tuple[list[dict[str, str | None]], list[dict[str, str | 
             {"transaction_ts": "2024-01-01T25:00:00Z"},
             {"transaction_ts": "01/05/2024 10:00"},
         ],
-        [{"transaction_ts": "2024-01-01 10:00"}, {"transaction_ts": "2024-02-29T23:59:59.999+01:00"}],
+        [
+            {"transaction_ts": "2024-01-01 10:00"},
+            {"transaction_ts": "2024-02-29T23:59:59.999+01:00"},
+            {"transaction_ts": "2024-02-29T23:59:59.999+0100"},
+            {"transaction_ts": "2024-02-29T23:59+01"},
+        ],
     ),
     "future_timestamp": (
         [
@@ -292,6 +297,31 @@ def test_type_sales_reads_minutes_with_a_zone(spark: SparkSession) -> None:
     typed = T.type_sales(raw_frame(spark, rows), RULES)
     assert [(t[0], t[2], t[-1]) for t in typed_tuples(typed)] == [
         (n, ts("2024-05-01T10:00:00+00:00"), []) for n in (2, 3, 4)
+    ]
+
+
+def test_type_sales_reads_basic_and_hour_offsets(spark: SparkSession) -> None:
+    # ±HHMM (strftime's %z) and ±HH are ISO 8601 offsets too; Spark's cast reads neither unaided.
+    rows = [
+        line(2, transaction_ts="2024-05-01T13:30:00+0330"),
+        line(3, transaction_ts="2024-05-01 05:00:00.000-0500"),
+        line(4, transaction_ts="2024-05-01T12:00+02"),
+        line(5, transaction_ts="2024-05-01T10:00:00+0000"),
+        line(6, transaction_ts="2024-05-01T10:00:00+05:3"),
+        line(7, transaction_ts="2024-05-01T10:00:00+053"),
+        line(8, transaction_ts="2024-02-30T10:00:00+0100"),
+    ]
+    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    may1 = ts("2024-05-01T10:00:00+00:00")
+    invalid = ["invalid_transaction_ts"]
+    assert [(t[0], t[2], t[-1]) for t in typed_tuples(typed)] == [
+        (2, may1, []),
+        (3, may1, []),
+        (4, may1, []),
+        (5, may1, []),
+        (6, None, invalid),
+        (7, None, invalid),
+        (8, None, invalid),
     ]
 
 
@@ -550,13 +580,14 @@ def timestamps(draw: st.DrawFn) -> str:
     instant = draw(
         st.datetimes(min_value=datetime(2023, 1, 1), max_value=datetime(2024, 6, 1, 12, 10), timezones=st.just(UTC))
     )
-    shape = draw(st.sampled_from(["Z", "naive", "space", "offset", "minutes", "fraction"]))
-    if shape == "offset":
+    shape = draw(st.sampled_from(["Z", "naive", "space", "offset", "basic offset", "minutes", "fraction"]))
+    if shape in ("offset", "basic offset"):
         offset = timedelta(minutes=draw(st.sampled_from(OFFSETS_MINUTES)))
         local = (instant + offset).replace(tzinfo=None)
         sign = "-" if offset < timedelta(0) else "+"
         hours, minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
-        return f"{local:%Y-%m-%dT%H:%M:%S}{sign}{hours:02d}:{minutes:02d}"
+        separator = ":" if shape == "offset" else ""
+        return f"{local:%Y-%m-%dT%H:%M:%S}{sign}{hours:02d}{separator}{minutes:02d}"
     if shape == "naive":
         return f"{instant:%Y-%m-%dT%H:%M:%S}"
     if shape == "space":
