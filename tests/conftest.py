@@ -60,11 +60,16 @@ async def create_database(database_url: str) -> None:
         await conn.close()
 
 
+# Metabase's read-only role (compose/postgres/initdb), which the migrations grant the analytics schema to.
+BI_ROLE = "analytics_reader"
+
+
 async def ensure_service_roles(database_url: str) -> None:
-    """Login roles without password (this machine's PostgreSQL trusts loopback), created once per machine."""
+    """Login roles without password (this machine's PostgreSQL trusts loopback), created once per machine:
+    the services' and the BI role."""
     conn = await asyncpg.connect(_admin_dsn(database_url))
     try:
-        for role in SERVICE_ROLES.values():
+        for role in (*SERVICE_ROLES.values(), BI_ROLE):
             await conn.execute(
                 f"""DO $$ BEGIN
                         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN;

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import asyncpg
 import pytest
@@ -459,5 +460,58 @@ def test_only_the_warehouse_runs_the_owner_functions(settings: PlatformSettings,
         await conn.execute(f"SET LOCAL ROLE {role}")
         with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
             await conn.execute(f"SELECT ops.{function}('processed.fact_sales')")
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+# --- the BI role's masked view of customers (migration 0011) -------------------------------------------------
+
+MASKED = """SELECT customer_id, customer_name_masked, email_masked, city, state, country, is_active, is_inferred,
+                  current_since, first_order_date, last_order_date, orders, revenue, units
+           FROM analytics.customers_masked WHERE customer_id = ANY($1::text[]) ORDER BY customer_id"""
+
+
+def test_the_bi_role_sees_customers_masked_and_no_personal_data(settings: PlatformSettings) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        known, unnamed = unique("C1"), unique("C2")
+        insert = """INSERT INTO processed.dim_customers (customer_id, customer_name, email, city, state, country,
+                        is_active, valid_from, valid_to, is_current, batch_id)
+                    VALUES ($1, $2, $3, $4, 'PE', 'BR', true, $5, $6, $7, $8)"""
+        batch = uuid.uuid4()
+        await conn.execute(insert, known, "Ana Souza", "ana.souza@example.com", "Recife", T1, T2, False, batch)
+        await conn.execute(insert, known, "Ana Maria Souza", "ana@example.com.br", "Olinda", T2, OPEN_END, True, batch)
+        await conn.execute(insert, unnamed, "Élise", None, "Natal", T3, OPEN_END, True, batch)
+        await conn.execute(
+            """INSERT INTO analytics.customer_summary (customer_id, first_order_date, last_order_date, orders,
+                   revenue, units, batch_id) VALUES ($1, $2, $3, 3, 99.90, 4, $4)""",
+            known,
+            date(2025, 1, 2),
+            date(2025, 7, 1),
+            batch,
+        )
+        await conn.execute("SET LOCAL ROLE analytics_reader")
+        rows = [tuple(r) for r in await conn.fetch(MASKED, [known, unnamed])]
+        current = (known, "A*** M*** S***", "a***@example.com.br", "Olinda", "PE", "BR", True, False, T2)
+        figures = (date(2025, 1, 2), date(2025, 7, 1), 3, Decimal("99.90"), 4)
+        assert rows == [
+            (*current, *figures),
+            (unnamed, "É***", None, "Natal", "PE", "BR", True, False, T3, None, None, 0, Decimal("0"), 0),
+        ]
+        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+            await conn.fetch("SELECT email FROM processed.dim_customers LIMIT 1")
+
+    in_rolled_back_transaction(settings.database_url, body)
+
+
+def test_every_analytics_column_is_commented_for_metabase(settings: PlatformSettings) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        uncommented = await conn.fetch(
+            """SELECT c.table_name, c.column_name FROM information_schema.columns c
+               WHERE c.table_schema = 'analytics'
+                 AND col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position)
+                     IS NULL"""
+        )
+        assert [tuple(r) for r in uncommented] == []
+        assert await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'analytics'")
 
     in_rolled_back_transaction(settings.database_url, body)
