@@ -1,4 +1,5 @@
-"""Operator commands: ``python -m shared.admin migrate | create-key --name N --scopes a,b``."""
+"""Operator commands: ``python -m shared.admin migrate | create-key --name N --scopes a,b | backup | backups |
+restore --key K --into URL``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from shared.auth import SCOPES, create_api_key
+from shared.backup import BackupError, backup, list_backups, restore
 from shared.db import create_engine
 from shared.objectstore import all_buckets, create_object_store
 from shared.settings import PROJECT_ROOT, PlatformSettings
@@ -62,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     key = sub.add_parser("create-key", help="create an API key and print it (it is shown only once)")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help=f"comma-separated subset of {','.join(SCOPES)}")
+    sub.add_parser("backup", help="dump the database into the backups bucket (pg_dump, custom format)")
+    sub.add_parser("backups", help="list the backups, oldest first")
+    res = sub.add_parser("restore", help="restore a backup into an existing, empty database")
+    res.add_argument("--key", required=True, help="a key as `backups` lists it")
+    res.add_argument("--into", required=True, help="the target database's URL")
     args = parser.parse_args(argv)
 
     settings = PlatformSettings()
@@ -75,6 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    elif args.command in ("backup", "backups", "restore"):
+        store = create_object_store(settings)
+        try:
+            if args.command == "backup":
+                stored = backup(settings, store)
+                print(f"{settings.bucket_backups}/{stored.key} {stored.size_bytes} bytes sha256 {stored.sha256}")
+            elif args.command == "backups":
+                print("\n".join(list_backups(settings, store)))
+            else:
+                restore(settings, store, args.key, args.into)
+                print(f"restored {args.key}")
+        except BackupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -36,7 +36,7 @@ ROLES_SCRIPT = COMPOSE_DIR / "postgres" / "initdb" / "01-roles.sh"
 
 REQUIRED_BUCKETS = {"raw-data", "processed-data", "analytics", "backups"}
 ONE_SHOTS = {"minio-init", "migrate"}
-PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "warehouse-worker", "flower"}
+PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "warehouse-worker", "flower", "backup"}
 
 # The process commands the platform's services are started with (fixed by the project).
 EXPECTED_COMMANDS = {
@@ -54,6 +54,7 @@ EXPECTED_COMMANDS = {
         "celery -A services.warehouse.worker:app worker -Q warehouse -n warehouse@%h --concurrency 1 --loglevel INFO"
     ),
     "flower": "celery -A shared.celery_app:app flower --port=5555",
+    "backup": "python -m shared.admin backup",
 }
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$${` is an escape.
@@ -225,10 +226,12 @@ def test_dockerfile_has_the_targets_compose_builds(services: dict[str, dict[str,
     dockerfile = DOCKERFILE.read_text()
     stages = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.MULTILINE))
     targets = {service["build"]["target"] for service in built_services(services).values()}
-    assert targets == {"base", "transform"}
+    assert targets == {"base", "transform", "backup"}
     assert targets <= stages
     assert re.search(r"python:3\.11-slim", dockerfile)
     assert "openjdk-17-jre-headless" in dockerfile and "JAVA_HOME" in dockerfile
+    # pg_dump must be of the server's major version (postgres:15).
+    assert "postgresql-client-15" in dockerfile
     assert re.search(r"^USER salesdp$", dockerfile, re.MULTILINE)
     assert not re.search(r"^(ENV|ARG) .*(PASSWORD|SECRET)", dockerfile, re.MULTILINE | re.IGNORECASE)
 
