@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "backup":
                 stored = backup(settings, store)
-                print(f"{settings.bucket_backups}/{stored.key} {stored.size_bytes} bytes sha256 {stored.sha256}")
+                # The key first, as `backups` lists it and `restore --key` takes it.
+                print(f"{stored.key} ({stored.size_bytes} bytes in bucket {stored.bucket}, sha256 {stored.sha256})")
             elif args.command == "backups":
                 print("\n".join(list_backups(settings, store)))
             else:
