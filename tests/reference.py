@@ -33,9 +33,10 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 TOTAL_TOLERANCE = Decimal("0.01")
 CENT = Decimal("0.01")
 
-# The offset: Z, ±HH:MM, ±HHMM or ±HH.
+# An ISO 8601 date-time; the offset is Z, ±HH:MM, ±HHMM or ±HH.
 _TS = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?" r"(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?)?"
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"  # date and time
+    r"(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?)?"  # offset
 )
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
