@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,6 +109,16 @@ def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
 def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with engine_of(request).connect() as conn:
+        yield conn
+
+
+# A handler's database connection for reads: handlers take it rather than opening one. Writes that must
+# publish after their commit take the engine and own their transaction (shared/batches.py).
+DbConnection = Annotated[AsyncConnection, Depends(_connection)]
 
 
 def _presented_key(request: Request) -> str | None:
