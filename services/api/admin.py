@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.api.batches import UnknownBatch
 from shared.auth import Principal
 from shared.batches import BatchNotFound, BatchRow, lock_batch, publish_committed, record_event
 from shared.bus import EventBus
@@ -31,7 +32,7 @@ async def _locked(conn: AsyncConnection, batch_id: uuid.UUID) -> tuple[BatchRow,
     try:
         batch = await lock_batch(conn, batch_id)
     except BatchNotFound as exc:
-        raise ApiError(404, "batch_not_found", f"no batch {batch_id}") from exc
+        raise UnknownBatch(batch_id) from exc
     failed_stage = (
         await conn.execute(text("SELECT failed_stage FROM ops.batches WHERE batch_id = :b"), {"b": batch_id})
     ).scalar_one()
