@@ -1,4 +1,4 @@
-"""What both HTTP services share: the error envelope, API-key auth and the engine lifespan."""
+"""What both HTTP services share: the error envelope, request metrics, API-key auth and the read connection."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class RequestMetrics:
     """Counts and times every HTTP request by its route template.
 
     Plain ASGI rather than ``@app.middleware("http")``: that wrapper adds a task group to every read of
-    the request body, which costs a large upload a third of its speed.
+    the request body, which slows large uploads.
     """
 
     def __init__(self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram) -> None:

@@ -8,14 +8,14 @@ so a released batch is loaded once.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.api import repository
+from services.api.batches import UnknownBatch
 from shared.auth import Principal
 from shared.batches import BatchNotFound, BatchRow, lock_batch, publish_committed, record_event
 from shared.bus import EventBus
@@ -31,39 +31,20 @@ async def _locked(conn: AsyncConnection, batch_id: uuid.UUID) -> tuple[BatchRow,
     try:
         batch = await lock_batch(conn, batch_id)
     except BatchNotFound as exc:
-        raise ApiError(404, "batch_not_found", f"no batch {batch_id}") from exc
-    failed_stage = (
-        await conn.execute(text("SELECT failed_stage FROM ops.batches WHERE batch_id = :b"), {"b": batch_id})
-    ).scalar_one()
-    return batch, failed_stage
+        raise UnknownBatch(batch_id) from exc
+    return batch, await repository.failed_stage(conn, batch_id)
 
 
 async def _audit(
     conn: AsyncConnection, principal: Principal, action: str, batch_id: uuid.UUID, details: dict[str, Any]
 ) -> int:
-    audit_id = (
-        await conn.execute(
-            text(
-                """INSERT INTO ops.audit_log (actor, action, target, details)
-                   VALUES (:actor, :action, :target, CAST(:details AS jsonb)) RETURNING audit_id"""
-            ),
-            {
-                "actor": f"api-key:{principal.name}",
-                "action": action,
-                "target": str(batch_id),
-                "details": json.dumps({**details, "key_id": str(principal.key_id)}),
-            },
-        )
-    ).scalar_one()
-    return int(audit_id)
-
-
-async def _failed_checks(conn: AsyncConnection, batch_id: uuid.UUID) -> list[str]:
-    rows = await conn.execute(
-        text("SELECT check_name FROM ops.quality_results WHERE batch_id = :b AND status = 'fail' ORDER BY result_id"),
-        {"b": batch_id},
+    return await repository.insert_audit(
+        conn,
+        actor=f"api-key:{principal.name}",
+        action=action,
+        target=str(batch_id),
+        details={**details, "key_id": str(principal.key_id)},
     )
-    return [r[0] for r in rows]
 
 
 async def release(
@@ -74,7 +55,7 @@ async def release(
         batch, _ = await _locked(conn, batch_id)
         if batch.status != "quarantined":
             raise ApiError(409, "not_quarantined", f"batch {batch_id} is {batch.status}, not quarantined")
-        failed = await _failed_checks(conn, batch_id)
+        failed = await repository.failed_checks(conn, batch_id)
         event: Event = BatchValidated(
             batch_id=batch_id, dataset=Dataset(batch.dataset), outcome="warn", warnings=failed
         )
@@ -104,18 +85,10 @@ async def rerun_quality(
                 "not_rerunnable",
                 f"batch {batch_id} is {batch.status}; only a quarantined batch or one failed in quality re-runs",
             )
-        payload = (
-            await conn.execute(
-                text(
-                    """SELECT payload FROM ops.batch_events WHERE batch_id = :b AND type = 'batch.staged'
-                       ORDER BY created_at DESC LIMIT 1"""
-                ),
-                {"b": batch_id},
-            )
-        ).scalar_one_or_none()
+        payload = await repository.last_staged_event(conn, batch_id)
         if payload is None:
             raise ApiError(409, "not_rerunnable", f"batch {batch_id} was never staged")
-        staged = parse_event(payload if isinstance(payload, dict) else json.loads(payload))
+        staged = parse_event(payload)
         assert isinstance(staged, BatchStaged)
         event: Event = staged.model_copy(update={"event_id": uuid.uuid4(), "occurred_at": datetime.now(UTC)})
         await record_event(conn, event, stage="quality", fields={"error": None, "failed_stage": None})

@@ -1,7 +1,8 @@
-"""Read-only SQL of the API service."""
+"""The SQL of the API service: the routes' reads, and what the admin actions read and audit."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -221,3 +222,49 @@ async def events_after(conn: AsyncConnection, event_id: uuid.UUID, limit: int) -
         {"id": event_id, "limit": limit},
     )
     return [r[0] for r in rows]
+
+
+async def failed_stage(conn: AsyncConnection, batch_id: uuid.UUID) -> str | None:
+    stage: str | None = (
+        await conn.execute(text("SELECT failed_stage FROM ops.batches WHERE batch_id = :b"), {"b": batch_id})
+    ).scalar_one()
+    return stage
+
+
+async def failed_checks(conn: AsyncConnection, batch_id: uuid.UUID) -> list[str]:
+    rows = await conn.execute(
+        text("SELECT check_name FROM ops.quality_results WHERE batch_id = :b AND status = 'fail' ORDER BY result_id"),
+        {"b": batch_id},
+    )
+    return [r[0] for r in rows]
+
+
+async def last_staged_event(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any] | None:
+    """The payload of the batch's latest ``batch.staged`` event; None if it was never staged."""
+    payload = (
+        await conn.execute(
+            text(
+                """SELECT payload FROM ops.batch_events WHERE batch_id = :b AND type = 'batch.staged'
+                   ORDER BY created_at DESC LIMIT 1"""
+            ),
+            {"b": batch_id},
+        )
+    ).scalar_one_or_none()
+    if payload is None:
+        return None
+    # The driver may hand jsonb back decoded or as text.
+    decoded: dict[str, Any] = payload if isinstance(payload, dict) else json.loads(payload)
+    return decoded
+
+
+async def insert_audit(conn: AsyncConnection, *, actor: str, action: str, target: str, details: dict[str, Any]) -> int:
+    audit_id = (
+        await conn.execute(
+            text(
+                """INSERT INTO ops.audit_log (actor, action, target, details)
+                   VALUES (:actor, :action, :target, CAST(:details AS jsonb)) RETURNING audit_id"""
+            ),
+            {"actor": actor, "action": action, "target": target, "details": json.dumps(details)},
+        )
+    ).scalar_one()
+    return int(audit_id)

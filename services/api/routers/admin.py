@@ -1,0 +1,32 @@
+"""Admin actions on quarantined batches. Each owns its transaction (services/api/admin.py): the event it
+records leaves only after the commit, so these take the engine rather than a read connection."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from services.api import admin
+from services.api.deps import Bus, DbEngine
+from services.api.schemas import AdminActionIn, AdminActionOut
+from shared.http import Admin
+
+router = APIRouter(prefix="/v1/batches")
+
+Reason = Annotated[AdminActionIn | None, Body()]
+
+
+@router.post("/{batch_id}/release", response_model=AdminActionOut)
+async def release_batch(batch_id: uuid.UUID, principal: Admin, engine: DbEngine, bus: Bus, body: Reason = None) -> Any:
+    """Load a quarantined batch anyway: it goes on as validated, its failed checks kept as warnings (audited)."""
+    return await admin.release(engine, bus, batch_id=batch_id, principal=principal, reason=body.reason if body else "")
+
+
+@router.post("/{batch_id}/rerun-quality", response_model=AdminActionOut, status_code=202)
+async def rerun_quality(batch_id: uuid.UUID, principal: Admin, engine: DbEngine, bus: Bus, body: Reason = None) -> Any:
+    """Check a quarantined batch again with the quality config in effect now (audited)."""
+    return await admin.rerun_quality(
+        engine, bus, batch_id=batch_id, principal=principal, reason=body.reason if body else ""
+    )
