@@ -11,7 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.connectors import LANDING_ROOT, SweepResult, pull_http, pull_sql, sweep_landing
+from services.ingest.connectors.http import pull_http
+from services.ingest.connectors.landing import LANDING_ROOT, SweepResult, sweep_landing
+from services.ingest.connectors.sql import pull_sql
 from services.ingest.schemas import BatchAccepted, accepted_response
 from services.ingest.service import Accepted, IngestService
 from shared.http import Admin, IngestWriter
@@ -93,7 +95,7 @@ async def pull_from_http(body: HttpPullRequest, request: Request, _: IngestWrite
 async def pull_from_sql(source_name: str, request: Request, _: Admin) -> JSONResponse:
     """Pull the rows of the configured SQL source past its watermark as one batch."""
     service = _service(request)
-    accepted = await pull_sql(service, request.app.state.engine, source_name=source_name)
+    accepted = await pull_sql(service, source_name=source_name)
     if accepted is None:
         return JSONResponse(status_code=200, content=NoNewRows().model_dump())
     return accepted_response(accepted, api_public_url=service.settings.api_public_url)
