@@ -73,12 +73,6 @@ EXTENSIONS: dict[str, FileFormat] = {
 
 
 @dataclass(frozen=True)
-class Detected:
-    format: FileFormat
-    gzip: bool
-
-
-@dataclass(frozen=True)
 class Header:
     columns: list[str]
     delimiter: str | None = None

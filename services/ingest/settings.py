@@ -1,7 +1,43 @@
-"""Settings of the ingest service."""
+"""Settings of the ingest service, and the SQL sources its connectors pull (configured by the operator)."""
 
-from services.ingest.connectors import SqlSource
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from shared.datasets import Dataset
 from shared.settings import PlatformSettings
+
+
+class SqlSource(BaseModel):
+    """An incremental PostgreSQL source, configured by the operator.
+
+    ``query`` is a plain SELECT (no placeholder; a trailing semicolon is ignored) whose output columns carry
+    the contract's column names of ``dataset`` (others are dropped from the file) and ``watermark_column``
+    (an output column of the query, named as it comes out of it). The connector wraps the query::
+
+        SELECT <contract columns>, w::text FROM (<query>) AS sdp_source
+        WHERE w > CAST(<stored watermark> AS <type of w>)   -- first pull: WHERE w IS NOT NULL
+        ORDER BY w, <contract columns as text>
+
+    PostgreSQL pushes that filter into the query, so an index on the watermark column serves it. The query
+    runs in a read-only REPEATABLE READ transaction. The watermark column must only grow (a sequence, or a
+    modification time set at commit): a row committed later with a watermark at or below the stored one
+    is never pulled, and rows whose watermark is NULL are never pulled.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+    dsn: SecretStr
+    dataset: Dataset
+    query: str = Field(min_length=1)
+    watermark_column: str = Field(min_length=1, max_length=63)
+
+    @field_validator("query")
+    @classmethod
+    def _strip_query(cls, value: str) -> str:
+        stripped = value.strip().rstrip(";").strip()
+        if not stripped:
+            raise ValueError("the query is empty")
+        return stripped
 
 
 class IngestSettings(PlatformSettings):

@@ -22,14 +22,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
-from starlette.routing import NoMatchFound
 
 from services.ingest.app import create_app
-from services.ingest.connector_routes import router
-from services.ingest.connectors import LOCK_NAMESPACE, SqlSource
-from services.ingest.settings import IngestSettings
+from services.ingest.connectors.locks import LOCK_NAMESPACE
+from services.ingest.settings import IngestSettings, SqlSource
 from shared.admin import create_key
 from shared.datasets import CONTRACTS, Dataset
 from shared.objectstore import ObjectStore, create_object_store
@@ -44,13 +41,6 @@ HTTP_TIMEOUT_SECONDS = 1.0
 RUN = uuid.uuid4().hex[:8]
 ORDERS = f"orders-{RUN}"
 BROKEN = f"broken-{RUN}"
-
-
-class ConnectorSettings(IngestSettings):
-    # The connector settings, until IngestSettings carries them.
-    ingest_sql_sources: list[SqlSource] = []
-    ingest_http_timeout_seconds: float = 60.0
-    ingest_http_allowed_hosts: list[str] | None = None
 
 
 def unique_csv(tag: str, rows: int = 2) -> bytes:
@@ -264,22 +254,13 @@ def ingest_url(test_env: dict[str, str], source_db: str) -> Iterator[str]:
     ]
     settings = settings_from(
         test_env,
-        ConnectorSettings,
+        IngestSettings,
         ingest_sql_sources=sources,
         ingest_http_timeout_seconds=HTTP_TIMEOUT_SECONDS,
         api_public_url="http://api.test",
     )
-    with serve(connector_app(settings)) as url:
+    with serve(create_app(settings)) as url:
         yield url
-
-
-def connector_app(settings: IngestSettings) -> FastAPI:
-    app = create_app(settings)
-    try:
-        app.url_path_for("pull_from_http")
-    except NoMatchFound:  # until create_app includes the connector routes itself
-        app.include_router(router)
-    return app
 
 
 def client_with(settings: PlatformSettings, *scopes: str) -> httpx.Client:
@@ -375,8 +356,8 @@ def test_allowed_hosts_bind_every_request_of_a_pull(
     port = urlsplit(files.url).port
     allowed = files.add("/exports/allowed.csv", unique_csv("allowed"), Content_Type="text/csv")
     files.add("/exports/hop.csv", b"", status=302, Location=allowed)  # a redirect to a host not allowed
-    settings = settings_from(test_env, ConnectorSettings, ingest_http_allowed_hosts=["localhost"])
-    with serve(connector_app(settings)) as restricted:
+    settings = settings_from(test_env, IngestSettings, ingest_http_allowed_hosts=["localhost"])
+    with serve(create_app(settings)) as restricted:
         pull = f"{restricted}/v1/connectors/http"
         ok = writer.post(pull, json={"dataset": "sales", "url": allowed.replace("127.0.0.1", "localhost")})
         assert ok.status_code == 202, ok.text
@@ -510,13 +491,13 @@ def test_sql_sources_come_from_json_in_the_environment(monkeypatch: pytest.Monke
         }
     ]
     monkeypatch.setenv("SDP_INGEST_SQL_SOURCES", json.dumps(configured))
-    sources = ConnectorSettings(_env_file=None).ingest_sql_sources
+    sources = IngestSettings(_env_file=None).ingest_sql_sources
     assert [(s.name, s.dataset, s.watermark_column) for s in sources] == [("shop", Dataset.sales, "changed_at")]
     assert sources[0].dsn.get_secret_value().endswith("@db.internal/shop")
     assert "hunter2" not in repr(sources)
     monkeypatch.setenv("SDP_INGEST_SQL_SOURCES", json.dumps([{**configured[0], "dataset": "nope"}]))
     with pytest.raises(ValueError):
-        ConnectorSettings(_env_file=None)
+        IngestSettings(_env_file=None)
 
 
 # --- landing sweep -------------------------------------------------------------------------------------

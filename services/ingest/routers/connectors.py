@@ -1,19 +1,21 @@
 """HTTP endpoints of the connectors (the scheduler's pulls): parse, authorize, call one connector, answer.
 
-202 when a new batch was created, 200 otherwise. Include with ``app.include_router(router)``.
+202 when a new batch was created, 200 otherwise.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.connectors import LANDING_ROOT, SweepResult, pull_http, pull_sql, sweep_landing
+from services.ingest.connectors.http import pull_http
+from services.ingest.connectors.landing import LANDING_ROOT, SweepResult, sweep_landing
+from services.ingest.connectors.sql import pull_sql
+from services.ingest.deps import ServiceDep
 from services.ingest.schemas import BatchAccepted, accepted_response
-from services.ingest.service import Accepted, IngestService
 from shared.http import Admin, IngestWriter
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
@@ -46,22 +48,14 @@ class SweptObject(BaseModel):
     error: dict[str, Any] | None
 
 
-def _service(request: Request) -> IngestService:
-    service: IngestService = request.app.state.service
-    return service
-
-
-def _batch(service: IngestService, accepted: Accepted) -> BatchAccepted:
-    return BatchAccepted.of(accepted, api_public_url=service.settings.api_public_url)
-
-
-def _swept(service: IngestService, result: SweepResult) -> SweptObject:
+def _swept(result: SweepResult, api_public_url: str) -> SweptObject:
+    batch = BatchAccepted.of(result.batch, api_public_url=api_public_url) if result.batch is not None else None
     return SweptObject(
         key=result.key,
         dataset=result.dataset,
         outcome=result.outcome,
         moved_to=result.moved_to,
-        batch=_batch(service, result.batch) if result.batch is not None else None,
+        batch=batch,
         error=result.error,
     )
 
@@ -72,9 +66,8 @@ def _swept(service: IngestService, result: SweepResult) -> SweptObject:
     response_model=BatchAccepted,
     responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
 )
-async def pull_from_http(body: HttpPullRequest, request: Request, _: IngestWriter) -> JSONResponse:
+async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: ServiceDep) -> JSONResponse:
     """Download ``url`` (http or https) and accept it as a file of ``dataset``."""
-    service = _service(request)
     accepted = await pull_http(service, dataset=body.dataset, url=body.url, idempotency_key=body.idempotency_key)
     return accepted_response(accepted, api_public_url=service.settings.api_public_url)
 
@@ -90,10 +83,9 @@ async def pull_from_http(body: HttpPullRequest, request: Request, _: IngestWrite
         }
     },
 )
-async def pull_from_sql(source_name: str, request: Request, _: Admin) -> JSONResponse:
+async def pull_from_sql(source_name: str, _: Admin, service: ServiceDep) -> JSONResponse:
     """Pull the rows of the configured SQL source past its watermark as one batch."""
-    service = _service(request)
-    accepted = await pull_sql(service, request.app.state.engine, source_name=source_name)
+    accepted = await pull_sql(service, source_name=source_name)
     if accepted is None:
         return JSONResponse(status_code=200, content=NoNewRows().model_dump())
     return accepted_response(accepted, api_public_url=service.settings.api_public_url)
@@ -105,9 +97,11 @@ async def pull_from_sql(source_name: str, request: Request, _: Admin) -> JSONRes
     response_model=list[SweptObject],
     responses={200: {"model": list[SweptObject], "description": "no new batch was created"}},
 )
-async def sweep(request: Request, _: IngestWriter, body: SweepRequest | None = None) -> JSONResponse:
+async def sweep(_: IngestWriter, service: ServiceDep, body: SweepRequest | None = None) -> JSONResponse:
     """Ingest every object under the landing prefix and move it to ``_done`` or ``_rejected``."""
-    service = _service(request)
     results = await sweep_landing(service, prefix=(body or SweepRequest()).prefix)
     created = any(r.batch is not None and r.batch.created for r in results)
-    return JSONResponse(status_code=202 if created else 200, content=[_swept(service, r).model_dump() for r in results])
+    return JSONResponse(
+        status_code=202 if created else 200,
+        content=[_swept(r, service.settings.api_public_url).model_dump() for r in results],
+    )

@@ -1,0 +1,1 @@
+"""The ingest HTTP routes, one module per resource; ``services.ingest.app`` includes them."""

@@ -1,0 +1,63 @@
+"""Uploads: a file (multipart field ``file`` or a raw body) becomes a batch of its dataset."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from services.ingest.deps import ServiceDep, UploadMetricsDep
+from services.ingest.multipart import open_file_part
+from services.ingest.schemas import BatchAccepted, accepted_response
+from services.ingest.service import Upload, parse_dataset, safe_file_name
+from shared.http import ApiError, IngestWriter
+
+router = APIRouter(prefix="/v1/datasets")
+
+
+async def _upload(dataset: str, request: Request, idempotency_key: str | None) -> Upload:
+    """The upload a request carries; a multipart body is read up to its file part, the rest streams on."""
+    ds = parse_dataset(dataset)
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        part = await open_file_part(content_type, request.stream())
+        file_name, content_type, chunks = part.file_name, part.content_type, part.chunks
+    else:
+        file_name = request.headers.get("x-file-name") or request.query_params.get("filename")
+        chunks = request.stream()
+    return Upload(
+        dataset=ds,
+        file_name=safe_file_name(file_name),
+        content_type=content_type,
+        chunks=chunks,
+        idempotency_key=idempotency_key,
+        content_encoding=request.headers.get("content-encoding", ""),
+    )
+
+
+@router.post(
+    "/{dataset}/files",
+    status_code=202,
+    response_model=BatchAccepted,
+    responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
+)
+async def upload_file(
+    dataset: str,
+    request: Request,
+    _: IngestWriter,
+    service: ServiceDep,
+    metrics: UploadMetricsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Accept a file (multipart field ``file`` or a raw body) as a new batch of ``dataset``."""
+    # No DbConnection: it would hold a pool connection while a large body arrives; accept opens one once stored.
+    started = time.perf_counter()
+    try:
+        accepted = await service.accept(await _upload(dataset, request, idempotency_key))
+    except ApiError as exc:
+        metrics.rejected.labels(exc.code).inc()
+        raise
+    metrics.observe(accepted, time.perf_counter() - started)
+    return accepted_response(accepted, api_public_url=service.settings.api_public_url)
