@@ -59,8 +59,13 @@ async def refresh_customer_summary(conn: AsyncConnection, batch_id: uuid.UUID) -
         "06_summary_recount_insert",
         batch_id=batch_id,
     )
-    await run(conn, "07_first_orders_after", "08_first_orders_unmoved", "09_first_orders_affected_dates")
-    await run(conn, "10_drop_summary_delta")
+    await run(
+        conn,
+        "07_first_orders_after",
+        "08_first_orders_unmoved",
+        "09_first_orders_affected_dates",
+        "10_drop_summary_delta",
+    )
 
 
 async def read_rebuilt_facts(conn: AsyncConnection) -> None:

@@ -1,5 +1,5 @@
-"""The warehouse loads: the steps of one batch's load, in order. Every statement takes the batch id as its only
-input (sql/); each load runs inside the caller's transaction and never commits."""
+"""The warehouse loads: the steps of one batch's load, in order (their statements are sql/). A load's input is
+the batch id alone; each load runs inside the caller's transaction and never commits."""
 
 from __future__ import annotations
 
