@@ -40,7 +40,7 @@ from random import Random
 import asyncpg
 
 from bench.common import throwaway_database
-from services.warehouse import repository
+from services.warehouse.load import load
 from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine
 from shared.sampledata import GeneratorConfig, write_customers, write_products, write_sales
@@ -199,7 +199,7 @@ async def timed_load(settings: WarehouseSettings, dataset: str, batch_id: uuid.U
     try:
         started = time.perf_counter()
         async with engine.begin() as conn:
-            result = await repository.load(conn, dataset, batch_id, settings.bulk_policy)
+            result = await load(conn, dataset, batch_id, settings.bulk_policy)
         seconds = time.perf_counter() - started
     finally:
         await engine.dispose()

@@ -4,10 +4,8 @@ Adding a row to a B-tree costs a descent and, once the index outgrows shared buf
 order; building the index again sorts the whole table once. So a load that adds many rows to a table it
 would double drops the table's indexes (``ops.suspend_indexes``, migration 0010) and builds them again
 afterwards (``ops.restore_indexes``), both inside its transaction: readers of that table wait for the
-load's commit, and a load that fails leaves the indexes as they were. On this project's benchmark machine
-a first load of 1,000,000 facts inserts in 2.2 s and rebuilds five indexes in 1.9 s, where maintaining
-them row by row took 15.6 s; rebuilding costs in proportion to the whole table and maintaining in
-proportion to the rows added, which breaks even near a fifth of the table.
+load's commit, and a load that fails leaves the indexes as they were. Rebuilding costs in proportion to the
+whole table and maintaining in proportion to the rows added, which breaks even near a fifth of the table.
 """
 
 from __future__ import annotations
@@ -16,15 +14,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-ESTIMATED_ROWS = "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = CAST(:table AS regclass)"
+from services.warehouse.sql import statement
 
 
 async def estimated_rows(conn: AsyncConnection, table: str) -> float:
     """The rows the planner believes ``table`` holds (0 for one never analyzed)."""
-    return float((await conn.execute(text(ESTIMATED_ROWS), {"table": table})).scalar_one())
+    return float((await conn.execute(statement("bulk/01_estimated_rows"), {"table": table})).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class BulkPolicy:
         """Around the statements adding ``rows`` to ``table``; yields whether its indexes are suspended."""
         bulk = await self.applies(conn, table, rows)
         if bulk:
-            await conn.execute(text("SELECT ops.suspend_indexes(CAST(:table AS regclass))"), {"table": table})
+            await conn.execute(statement("bulk/02_suspend_indexes"), {"table": table})
         yield bulk
         if bulk:
-            await conn.execute(text("SELECT ops.restore_indexes(CAST(:table AS regclass))"), {"table": table})
+            await conn.execute(statement("bulk/03_restore_indexes"), {"table": table})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.warehouse import repository
+from services.warehouse.load import load
 from services.warehouse.settings import WarehouseSettings
 from shared.batches import BatchRow, record_event
 from shared.datasets import Dataset
@@ -18,7 +18,7 @@ log = get_logger(__name__)
 async def load_batch(resources: Resources[WarehouseSettings], event: BatchValidated) -> None:
     async def work(conn: AsyncConnection, batch: BatchRow) -> list[Event]:
         dataset = Dataset(batch.dataset)
-        result = await repository.load(conn, dataset.value, batch.batch_id, resources.settings.bulk_policy)
+        result = await load(conn, dataset.value, batch.batch_id, resources.settings.bulk_policy)
         loaded = BatchLoaded(
             batch_id=batch.batch_id, dataset=dataset, facts_upserted=result.facts, dates_refreshed=result.dates
         )

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.warehouse import repository
+from services.warehouse import load as warehouse_load
 from services.warehouse.bulk import BulkPolicy
 from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine
@@ -146,10 +146,10 @@ class Warehouse:
             )
         return batch_id
 
-    async def load(self, dataset: str, batch_id: uuid.UUID) -> repository.LoadResult:
+    async def load(self, dataset: str, batch_id: uuid.UUID) -> warehouse_load.LoadResult:
         """The load as the warehouse's own database role runs it, then every check."""
         await self.conn.execute(text("SET LOCAL ROLE sdp_warehouse"))
-        result = await repository.load(self.conn, dataset, batch_id, self.bulk)
+        result = await warehouse_load.load(self.conn, dataset, batch_id, self.bulk)
         await self.conn.execute(text("RESET ROLE"))
         # A load groups some rebuilds by sorting (analytics.grouped_by_sorting); the rest of the transaction
         # plans as before.

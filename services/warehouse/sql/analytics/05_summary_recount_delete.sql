@@ -1,0 +1,1 @@
+DELETE FROM analytics.customer_summary WHERE customer_id IN (SELECT customer_id FROM summary_delta WHERE recount);

@@ -1,0 +1,1 @@
+ANALYZE refresh_facts;

@@ -1,0 +1,1 @@
+ANALYZE activity_pairs;

@@ -1,0 +1,1 @@
+ANALYZE customer_days;

@@ -1,0 +1,1 @@
+DROP TABLE rebuilt_dates, partial_dates, refresh_facts;

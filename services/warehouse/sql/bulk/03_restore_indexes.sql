@@ -1,0 +1,1 @@
+SELECT ops.restore_indexes(CAST(:table AS regclass));

@@ -1,0 +1,1 @@
+DROP TABLE affected_dates, fact_delta, first_order_moves;

@@ -1,0 +1,2 @@
+-- Temporary tables are never analyzed by autovacuum.
+ANALYZE scd_keys;

@@ -1,0 +1,1 @@
+ANALYZE scd_have;

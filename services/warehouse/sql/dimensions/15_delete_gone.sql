@@ -1,0 +1,1 @@
+DELETE FROM {table} WHERE {sk} IN (SELECT sk FROM scd_gone);
