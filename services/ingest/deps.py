@@ -21,5 +21,5 @@ async def _upload_metrics(request: Request) -> UploadMetrics:
     return metrics
 
 
-ServiceDep = Annotated[IngestService, Depends(_service)]
-UploadMetricsDep = Annotated[UploadMetrics, Depends(_upload_metrics)]
+Service = Annotated[IngestService, Depends(_service)]
+Metrics = Annotated[UploadMetrics, Depends(_upload_metrics)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
@@ -57,15 +57,13 @@ async def pull_http(
     *,
     dataset: str,
     url: str,
-    headers: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
-    timeout_seconds: float | None = None,
 ) -> Accepted:
     """GET ``url`` and stream the response body into :meth:`IngestService.accept` as a file of ``dataset``.
 
     The file name is the URL path's last segment; Content-Type and Content-Encoding come from the response
     (a gzip body is stored as it came, compressed). A non-2xx answer, a connection error or a timeout
-    (``timeout_seconds`` between bytes, by default ``ingest_http_timeout_seconds``) is a 502 ``source_error``.
+    (``ingest_http_timeout_seconds`` between bytes) is a 502 ``source_error``.
     Redirects are followed. When ``ingest_http_allowed_hosts`` is set, every request (each redirect too) must
     go to one of those hosts: unset, a client with ``ingest:write`` can make the service fetch any URL it can
     reach, internal ones included.
@@ -74,13 +72,10 @@ async def pull_http(
     source = _source_url(url)
     where = _redacted(source)
     request_headers = httpx.Headers({"Accept-Encoding": "gzip, identity"})
-    request_headers.update(headers or {})
-    if timeout_seconds is None:
-        timeout_seconds = service.settings.ingest_http_timeout_seconds
     try:
         async with (
             httpx.AsyncClient(
-                timeout=timeout_seconds,
+                timeout=service.settings.ingest_http_timeout_seconds,
                 follow_redirects=True,
                 event_hooks={"request": [_host_check(service.settings.ingest_http_allowed_hosts)]},
             ) as client,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.ingest.connectors.http import pull_http
 from services.ingest.connectors.landing import LANDING_ROOT, SweepResult, sweep_landing
 from services.ingest.connectors.sql import pull_sql
-from services.ingest.deps import ServiceDep
+from services.ingest.deps import Service
 from services.ingest.schemas import BatchAccepted, accepted_response
 from shared.http import Admin, IngestWriter
 
@@ -66,7 +66,7 @@ def _swept(result: SweepResult, api_public_url: str) -> SweptObject:
     response_model=BatchAccepted,
     responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
 )
-async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: ServiceDep) -> JSONResponse:
+async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: Service) -> JSONResponse:
     """Download ``url`` (http or https) and accept it as a file of ``dataset``."""
     accepted = await pull_http(service, dataset=body.dataset, url=body.url, idempotency_key=body.idempotency_key)
     return accepted_response(accepted, api_public_url=service.settings.api_public_url)
@@ -83,7 +83,7 @@ async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: Servic
         }
     },
 )
-async def pull_from_sql(source_name: str, _: Admin, service: ServiceDep) -> JSONResponse:
+async def pull_from_sql(source_name: str, _: Admin, service: Service) -> JSONResponse:
     """Pull the rows of the configured SQL source past its watermark as one batch."""
     accepted = await pull_sql(service, source_name=source_name)
     if accepted is None:
@@ -97,7 +97,7 @@ async def pull_from_sql(source_name: str, _: Admin, service: ServiceDep) -> JSON
     response_model=list[SweptObject],
     responses={200: {"model": list[SweptObject], "description": "no new batch was created"}},
 )
-async def sweep(_: IngestWriter, service: ServiceDep, body: SweepRequest | None = None) -> JSONResponse:
+async def sweep(_: IngestWriter, service: Service, body: SweepRequest | None = None) -> JSONResponse:
     """Ingest every object under the landing prefix and move it to ``_done`` or ``_rejected``."""
     results = await sweep_landing(service, prefix=(body or SweepRequest()).prefix)
     created = any(r.batch is not None and r.batch.created for r in results)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from services.ingest.deps import ServiceDep, UploadMetricsDep
+from services.ingest.deps import Metrics, Service
 from services.ingest.multipart import open_file_part
 from services.ingest.schemas import BatchAccepted, accepted_response
 from services.ingest.service import Upload, parse_dataset, safe_file_name
@@ -47,8 +47,8 @@ async def upload_file(
     dataset: str,
     request: Request,
     _: IngestWriter,
-    service: ServiceDep,
-    metrics: UploadMetricsDep,
+    service: Service,
+    metrics: Metrics,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Accept a file (multipart field ``file`` or a raw body) as a new batch of ``dataset``."""
