@@ -233,8 +233,7 @@ def _with_horizon(raw: DataFrame, rules: CleaningRules) -> DataFrame:
     in from a one-row frame.
 
     As a literal, the horizon would be written into the code Spark generates for the typing pass: new
-    code every batch, which the JVM compiles afresh and runs slowly until it has (1,000,000 sales rows:
-    3.2 to 5 s of its compiler threads per batch, against about 1 s when the code stays the same).
+    code every batch, which the JVM compiles afresh and runs slowly until it has.
     """
     horizon = rules.now + timedelta(seconds=rules.future_skew_seconds)
     frame = raw.sparkSession.createDataFrame([(horizon,)], f"{HORIZON} timestamp")
@@ -492,8 +491,7 @@ class Cleaning:
 
         Ranges of the key go to partitions in order (the deduplication groups rows by key anyway, so this
         costs no extra shuffle) and each is sorted: COPY then adds the staging table's primary key entries in
-        one ascending run. Hash partitions gave it one run per partition, interleaved (985,000 staged sales:
-        3.4 to 3.7 s of COPY against 4.1 to 5.1 s; rows in random order take twice as long as one run).
+        one ascending run, cheaper than the interleaved runs of hash partitions.
         """
         key = [F.col(k) for k in self.dedupe_key]
         latest = deduplicate_latest(typing.valid().repartitionByRange(*key), self.dedupe_key, self.staging_columns)
