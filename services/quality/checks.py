@@ -517,7 +517,7 @@ async def run_checks(conn: AsyncConnection, facts: BatchFacts, checks: list[Chec
     scan of the batch's rows; the others run one statement (or two, with a sample) each.
 
     JIT is off for the transaction: each check is one short scan of the batch, and on a large batch
-    compiling every statement's expressions cost more than it saved (about 0.1 s a statement here).
+    compiling every statement's expressions costs more than it saves.
     """
     await conn.execute(text("SET LOCAL jit = off"))
     by_name: dict[str, CheckResult] = {}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.quality import repository
 from services.quality.checks import BatchFacts, CheckResult, run_checks
 from services.quality.settings import QualitySettings
 from shared.batches import BatchRow, record_event
@@ -17,33 +15,6 @@ from shared.quality_config import LoadedConfig, load_quality_config
 from shared.worker import Resources, run_stage
 
 log = get_logger(__name__)
-
-
-async def _store_results(
-    conn: AsyncConnection, batch: BatchRow, results: list[CheckResult], config_version: str
-) -> None:
-    await conn.execute(text("DELETE FROM ops.quality_results WHERE batch_id = :b"), {"b": batch.batch_id})
-    for r in results:
-        await conn.execute(
-            text(
-                """INSERT INTO ops.quality_results (batch_id, check_name, check_type, severity, status, observed,
-                       threshold, failing_sample, duration_ms, config_version)
-                   VALUES (:batch_id, :check_name, :check_type, :severity, :status, :observed, :threshold,
-                       CAST(:failing_sample AS jsonb), :duration_ms, :config_version)"""
-            ),
-            {
-                "batch_id": batch.batch_id,
-                "check_name": r.check_name,
-                "check_type": r.check_type,
-                "severity": r.severity,
-                "status": r.status,
-                "observed": r.observed,
-                "threshold": r.threshold,
-                "failing_sample": json.dumps(r.failing_sample),
-                "duration_ms": r.duration_ms,
-                "config_version": config_version,
-            },
-        )
 
 
 def verdict(batch: BatchRow, results: list[CheckResult]) -> Event:
@@ -63,35 +34,13 @@ def verdict(batch: BatchRow, results: list[CheckResult]) -> Event:
     )
 
 
-async def _remember_config(conn: AsyncConnection, loaded: LoadedConfig) -> None:
-    """Keep each config version that ran, so a batch's results can be read beside the rules that made them."""
-    await conn.execute(
-        text(
-            """INSERT INTO ops.quality_configs (config_version, declared_version, document)
-               VALUES (:version, :declared, CAST(:document AS jsonb)) ON CONFLICT (config_version) DO NOTHING"""
-        ),
-        {
-            "version": loaded.version,
-            "declared": loaded.config.version,
-            "document": loaded.config.model_dump_json(by_alias=True),
-        },
-    )
-
-
 async def _record_event_time(conn: AsyncConnection, batch: BatchRow, loaded: LoadedConfig) -> None:
     """The batch's newest event time (the freshness SLA's column): what the scheduled freshness reads."""
     dataset = Dataset(batch.dataset)
     sla = loaded.config.datasets[dataset].freshness if dataset in loaded.config.datasets else None
     if sla is None:
         return
-    await conn.execute(
-        text(
-            f"""UPDATE ops.batches SET max_event_ts =
-                    (SELECT max({sla.column}) FROM staging.{dataset.value} WHERE batch_id = :batch_id)
-                WHERE batch_id = :batch_id"""
-        ),
-        {"batch_id": batch.batch_id},
-    )
+    await repository.record_event_time(conn, batch.batch_id, dataset, sla.column)
 
 
 async def check_batch(resources: Resources[QualitySettings], event: BatchStaged) -> None:
@@ -100,13 +49,11 @@ async def check_batch(resources: Resources[QualitySettings], event: BatchStaged)
         # with the reason (re-run it once the file is fixed).
         loaded = load_quality_config(resources.settings.quality_config)
         dataset = Dataset(batch.dataset)
-        drift = (
-            await conn.execute(text("SELECT schema_drift FROM ops.batches WHERE batch_id = :b"), {"b": batch.batch_id})
-        ).scalar_one()
-        facts = BatchFacts(batch.batch_id, dataset, batch.header, list(drift or []))
+        drift = await repository.schema_drift(conn, batch.batch_id)
+        facts = BatchFacts(batch.batch_id, dataset, batch.header, drift)
         results = await run_checks(conn, facts, loaded.config.checks_for(dataset))
-        await _remember_config(conn, loaded)
-        await _store_results(conn, batch, results, loaded.version)
+        await repository.remember_config(conn, loaded)
+        await repository.store_results(conn, batch.batch_id, results, loaded.version)
         await _record_event_time(conn, batch, loaded)
         outcome = verdict(batch, results)
         fields = {"error": outcome.reason} if isinstance(outcome, BatchQuarantined) else {}

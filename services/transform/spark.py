@@ -33,16 +33,15 @@ def get_spark(settings: TransformSettings) -> SparkSession:
                 .config("spark.sql.caseSensitive", "true")
                 .config("spark.sql.adaptive.enabled", "true")
                 # The JVM does not compile methods above 8,000 bytes of bytecode; a stage whose generated
-                # code is larger runs operator by operator instead of interpreted (3x faster on the typing).
+                # code is larger runs operator by operator, which beats running it interpreted.
                 .config("spark.sql.codegen.hugeMethodLimit", "8000")
                 # A batch's rows are cached once and read a few times within seconds: compressing the
-                # cache costs more than it saves (measured: 4.2 s against 6.6 s for 1M sales rows).
+                # cache costs more than it saves.
                 .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
                 # Silver Parquet carries instants as Parquet's own UTC timestamps, not the legacy INT96.
                 .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
                 # Batches want throughput, not short pauses: the parallel collector has no concurrent marking
-                # and cheaper write barriers than the default G1 (1M sales rows, warm: 10.8 to 11.3 s of the
-                # JVM's CPU per batch against 11.9 to 13.5 s, and the job ~0.6 s faster).
+                # and cheaper write barriers than the default G1.
                 .config("spark.driver.extraJavaOptions", PARALLEL_GC)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")

@@ -35,7 +35,6 @@ from shared.datasets import CONTRACTS, PAYMENT_METHODS, SALE_STATUSES, Dataset
 
 SOURCE_LINE = "source_line"
 REASONS = "reasons"
-ORIGINAL = "original"
 # Spark's column for a record it could not split into the header's fields (or parse as a JSON object).
 CORRUPT_RECORD = "_corrupt_record"
 MALFORMED = "malformed"
@@ -233,8 +232,7 @@ def _with_horizon(raw: DataFrame, rules: CleaningRules) -> DataFrame:
     in from a one-row frame.
 
     As a literal, the horizon would be written into the code Spark generates for the typing pass: new
-    code every batch, which the JVM compiles afresh and runs slowly until it has (1,000,000 sales rows:
-    3.2 to 5 s of its compiler threads per batch, against about 1 s when the code stays the same).
+    code every batch, which the JVM compiles afresh and runs slowly until it has.
     """
     horizon = rules.now + timedelta(seconds=rules.future_skew_seconds)
     frame = raw.sparkSession.createDataFrame([(horizon,)], f"{HORIZON} timestamp")
@@ -253,7 +251,7 @@ def _broken_rules(rules: Sequence[Rule]) -> Column:
     )
 
 
-def _reason_list(mask: Column, codes: Sequence[str]) -> Column:
+def reason_list(mask: Column, codes: Sequence[str]) -> Column:
     """The codes whose bit is set in ``mask``, in order (an empty array for a valid row).
 
     Only a rejected row spells its codes out (joined as text, split again); a valid row, almost every
@@ -271,8 +269,8 @@ class Typing:
     """A dataset's rows typed, flat: the row's position, the original text of every contract column
     (``_original_<name>``), the typed contract columns and ``_broken``, a bit per broken rule.
 
-    Flat columns are cheap to cache; the reasons array and the original record are spelled out only
-    where they are needed (:meth:`with_reasons`, :meth:`rejected`).
+    Flat columns are cheap to cache; the reasons array and the original record are spelled out only for
+    the rejected rows (:meth:`rejected`).
     """
 
     rows: DataFrame
@@ -283,19 +281,9 @@ class Typing:
         """The same typing over ``rows`` (the cached, renumbered form of :attr:`rows`)."""
         return Typing(rows, self.dataset, self.codes)
 
-    def _original(self) -> Column:
+    def original_record(self) -> Column:
+        """The contract's columns as the file held them, as one struct."""
         return F.struct(*[F.col(f"_original_{name}").alias(name) for name in CONTRACTS[self.dataset].column_names])
-
-    def with_reasons(self) -> DataFrame:
-        """source_line, the original text of a rejected row (null for a valid one, which never needs it), the
-        contract's columns typed, and ``reasons``: the code of every broken rule, in order."""
-        broken = F.col(BROKEN)
-        return self.rows.select(
-            F.col(SOURCE_LINE),
-            F.when(broken != 0, self._original()).alias(ORIGINAL),
-            *[F.col(name) for name in CONTRACTS[self.dataset].column_names],
-            _reason_list(broken, self.codes).alias(REASONS),
-        )
 
     def valid(self) -> DataFrame:
         return self.rows.where(F.col(BROKEN) == 0)
@@ -304,8 +292,8 @@ class Typing:
         """Rejects with the original text of the line and every reason code that applies."""
         return self.rows.where(F.col(BROKEN) != 0).select(
             F.col(SOURCE_LINE),
-            _reason_list(F.col(BROKEN), self.codes).alias(REASONS),
-            F.to_json(self._original()).alias("record"),
+            reason_list(F.col(BROKEN), self.codes).alias(REASONS),
+            F.to_json(self.original_record()).alias("record"),
         )
 
     def raw_text(self) -> DataFrame:
@@ -459,17 +447,6 @@ def deduplicate_latest(valid: DataFrame, key: tuple[str, ...], columns: tuple[st
     return latest.select(*[F.col(f"_r.{c}").alias(c) for c in columns])
 
 
-def valid_rows(typed: DataFrame) -> DataFrame:
-    return typed.where(F.size(F.col(REASONS)) == 0)
-
-
-def rejected_rows(typed: DataFrame) -> DataFrame:
-    """Rejects with the original text of the line and every reason code that applies."""
-    return typed.where(F.size(F.col(REASONS)) > 0).select(
-        F.col(SOURCE_LINE), F.col(REASONS), F.to_json(F.col(ORIGINAL)).alias("record")
-    )
-
-
 @dataclass(frozen=True)
 class Cleaning:
     """How one dataset's rows are typed and which columns identify a record within a batch."""
@@ -483,36 +460,16 @@ class Cleaning:
         """The staged row: its file line and the contract's columns, typed (``staging.<dataset>``'s order)."""
         return (SOURCE_LINE, *CONTRACTS[self.dataset].column_names)
 
-    def type_rows(self, raw: DataFrame, rules: CleaningRules) -> DataFrame:
-        """Every row typed, with the list of reasons it is invalid (an empty list: valid)."""
-        return self.typing(raw, rules).with_reasons()
-
     def staged(self, typing: Typing) -> DataFrame:
         """The valid rows, deduplicated: what staging holds, in key order.
 
         Ranges of the key go to partitions in order (the deduplication groups rows by key anyway, so this
         costs no extra shuffle) and each is sorted: COPY then adds the staging table's primary key entries in
-        one ascending run. Hash partitions gave it one run per partition, interleaved (985,000 staged sales:
-        3.4 to 3.7 s of COPY against 4.1 to 5.1 s; rows in random order take twice as long as one run).
+        one ascending run, cheaper than the interleaved runs of hash partitions.
         """
         key = [F.col(k) for k in self.dedupe_key]
         latest = deduplicate_latest(typing.valid().repartitionByRange(*key), self.dedupe_key, self.staging_columns)
         return latest.sortWithinPartitions(*key)
-
-
-def type_sales(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every sales row and list the reasons it is invalid (an empty list: valid)."""
-    return sales_typing(raw, rules).with_reasons()
-
-
-def type_customers(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every customers row and list the reasons it is invalid (an empty list: valid)."""
-    return customers_typing(raw, rules).with_reasons()
-
-
-def type_products(raw: DataFrame, rules: CleaningRules) -> DataFrame:
-    """Type every products row and list the reasons it is invalid (an empty list: valid)."""
-    return products_typing(raw, rules).with_reasons()
 
 
 CLEANING: dict[Dataset, Cleaning] = {
@@ -520,10 +477,3 @@ CLEANING: dict[Dataset, Cleaning] = {
     Dataset.customers: Cleaning(Dataset.customers, customers_typing, ("customer_id", "updated_at")),
     Dataset.products: Cleaning(Dataset.products, products_typing, ("product_id", "updated_at")),
 }
-
-
-def clean(raw: DataFrame, dataset: Dataset, rules: CleaningRules) -> tuple[DataFrame, DataFrame]:
-    """(typed rows with their reasons, deduplicated valid rows) for a batch of ``dataset``."""
-    cleaning = CLEANING[dataset]
-    typing = cleaning.typing(raw, rules)
-    return typing.with_reasons(), cleaning.staged(typing)

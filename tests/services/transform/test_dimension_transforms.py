@@ -28,6 +28,7 @@ from services.transform.service import run_job
 from shared.datasets import CONTRACTS, Dataset
 from shared.sampledata import GeneratorConfig, write_customers, write_products
 from tests import reference as R
+from tests.services.transform import views as V
 from tests.services.transform.test_transforms import dirty_files, read_csv_parts, ts, utc
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -85,7 +86,7 @@ def raw_frame(spark: SparkSession, dataset: Dataset, rows: Iterable[dict[str, An
 
 
 def type_rows(spark: SparkSession, dataset: Dataset, rows: list[dict[str, Any]]) -> DataFrame:
-    return T.CLEANING[dataset].type_rows(raw_frame(spark, dataset, rows), RULES)
+    return V.type_rows(raw_frame(spark, dataset, rows), dataset, RULES)
 
 
 def reasons_by_line(spark: SparkSession, dataset: Dataset, rows: list[dict[str, Any]]) -> dict[int, list[str]]:
@@ -317,7 +318,7 @@ def test_customers_are_normalised(spark: SparkSession) -> None:
         line(c, 12, updated_at="2023-12-31T23:59:59.123456Z"),
         line(c, 13, updated_at="\t2024-05-01T10:00:00 "),
     ]
-    typed = T.type_customers(raw_frame(spark, c, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, c, rows), c, RULES)
     clean = ("Ana Silva", "ana@example.com", "Recife", "PE", "BR")
     assert typed_tuples(typed, c) == [
         (2, "C2", "Ana  de Souza", "ana.souza@example.com", "São Paulo", "SP", "BR", True, MAY1, []),
@@ -345,7 +346,7 @@ def test_products_are_normalised(spark: SparkSession) -> None:
         line(p, 4, created_at="2023-12-31T21:00:00-03:00", updated_at="2024-05-01T12:00+02:00"),
         line(p, 5, created_at="2024-01-01 00:00", updated_at="2024-05-01 10:00:00.000"),
     ]
-    typed = T.type_products(raw_frame(spark, p, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, p, rows), p, RULES)
     assert typed_tuples(typed, p) == [
         (2, "P2", "Eco  Mug, Ceramic", "Home", JAN1, MAY1, []),
         (3, "P3", None, None, None, MAY1, []),
@@ -359,7 +360,7 @@ def test_rejected_rows_keep_the_original_text_and_reasons(spark: SparkSession, d
     key = KEYS[dataset]
     untrimmed = {**CLEAN[dataset], key: "  K3 ", "updated_at": ' soon "now", \\ é '}
     rows = [line(dataset, 2), line(dataset, 3, **untrimmed)]
-    rejected = T.rejected_rows(type_rows(spark, dataset, rows))
+    rejected = V.rejected_rows(type_rows(spark, dataset, rows))
 
     assert rejected.columns == [T.SOURCE_LINE, T.REASONS, "record"]
     (got,) = rejected.collect()
@@ -384,7 +385,7 @@ def test_customers_keep_one_row_per_key_and_updated_at(spark: SparkSession) -> N
         line(c, 7, customer_id="C2", email="broken"),  # invalid: does not replace line 6
         line(c, 8, customer_id="C3", is_active="maybe"),  # only occurrence invalid: no staged row
     ]
-    typed, staged = T.clean(raw_frame(spark, c, rows).repartition(3), c, RULES)
+    typed, staged = V.clean(raw_frame(spark, c, rows).repartition(3), c, RULES)
 
     assert staged.columns == list(T.CLEANING[c].staging_columns)
     tail = ("ana@example.com",)
@@ -410,7 +411,7 @@ def test_products_keep_one_row_per_key_and_updated_at(spark: SparkSession) -> No
         line(p, 6, product_id="P2", updated_at="2024-04-01T00:00:00Z"),  # an earlier version, later in the file
         line(p, 7, product_id="P2", updated_at="never"),
     ]
-    _, staged = T.clean(raw_frame(spark, p, rows).repartition(2), p, RULES)
+    _, staged = V.clean(raw_frame(spark, p, rows).repartition(2), p, RULES)
     assert staged_tuples(staged, p) == [
         (3, "P2", "Eco Mug", "home", JAN1, MAY1),
         (4, "P1", "New", "home", JAN1, MAY1),

@@ -26,6 +26,7 @@ from services.transform import transforms as T
 from services.transform.service import run_job
 from shared.datasets import CONTRACTS, Dataset
 from tests import reference as R
+from tests.services.transform import views as V
 
 COLUMNS = CONTRACTS[Dataset.sales].column_names
 STAGING_COLUMNS = T.CLEANING[Dataset.sales].staging_columns
@@ -68,7 +69,7 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def reasons_by_line(spark: SparkSession, rows: list[dict[str, Any]]) -> dict[int, list[str]]:
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     return {r[T.SOURCE_LINE]: list(r[T.REASONS]) for r in typed.select(T.SOURCE_LINE, T.REASONS).collect()}
 
 
@@ -90,7 +91,7 @@ def ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-# ------------------------------------------------------------------------------------------ type_sales
+# ---------------------------------------------------------------------------------------- sales_typing
 
 # code -> (overrides breaking exactly that rule, overrides that come close and are still clean)
 REASON_CASES: dict[str, tuple[list[dict[str, str | None]], list[dict[str, str | None]]]] = {
@@ -267,7 +268,7 @@ def test_type_sales_normalises_values(spark: SparkSession) -> None:
         line(13, quantity="1", unit_price="1.004", total_amount="1.005"),
         line(14, quantity="+7", unit_price="10", total_amount="70."),
     ]
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     may1 = ts("2024-05-01T10:00:00+00:00")
     d = Decimal
     ten, twenty = d("10.00"), d("20.00")
@@ -294,7 +295,7 @@ def test_type_sales_reads_minutes_with_a_zone(spark: SparkSession) -> None:
         line(3, transaction_ts="2024-05-01T13:00+03:00"),
         line(4, transaction_ts="2024-05-01 05:00-05:00"),
     ]
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     assert [(t[0], t[2], t[-1]) for t in typed_tuples(typed)] == [
         (n, ts("2024-05-01T10:00:00+00:00"), []) for n in (2, 3, 4)
     ]
@@ -311,7 +312,7 @@ def test_type_sales_reads_basic_and_hour_offsets(spark: SparkSession) -> None:
         line(7, transaction_ts="2024-05-01T10:00:00+053"),
         line(8, transaction_ts="2024-02-30T10:00:00+0100"),
     ]
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     may1 = ts("2024-05-01T10:00:00+00:00")
     invalid = ["invalid_transaction_ts"]
     assert [(t[0], t[2], t[-1]) for t in typed_tuples(typed)] == [
@@ -330,7 +331,7 @@ def test_type_sales_trims_tabs_as_whitespace(spark: SparkSession) -> None:
         line(2, transaction_id="T2\t", customer_id="\tC1", quantity="\t2", status="completed\t"),
         line(3, transaction_ts="\t"),
     ]
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     may1 = ts("2024-05-01T10:00:00+00:00")
     d = Decimal
     assert typed_tuples(typed) == [
@@ -341,7 +342,7 @@ def test_type_sales_trims_tabs_as_whitespace(spark: SparkSession) -> None:
 
 def test_money_is_rounded_half_up_once(spark: SparkSession) -> None:
     rows = [line(2, quantity="1", unit_price="12.3449999", total_amount="12.3449999")]
-    typed = T.type_sales(raw_frame(spark, rows), RULES)
+    typed = V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES)
     assert typed.select("unit_price", "total_amount", T.REASONS).collect()[0] == (
         Decimal("12.34"),
         Decimal("12.34"),
@@ -388,7 +389,7 @@ def test_a_corrupt_record_is_malformed_and_rejected_with_its_text(spark: SparkSe
         [(2, "T1", "2024-05-01T10:00:00Z", None), (3, "T2", None, "T2,oops")],
         f"source_line long, transaction_id string, transaction_ts string, {T.CORRUPT_RECORD} string",
     )
-    typed = T.type_sales(T.to_contract_text(df, Dataset.sales), RULES)
+    typed = V.type_rows(T.to_contract_text(df, Dataset.sales), Dataset.sales, RULES)
     got = {r[T.SOURCE_LINE]: r[T.REASONS] for r in typed.collect()}
     assert got == {2: [], 3: ["malformed_row", "missing_transaction_ts"]}
 
@@ -447,7 +448,7 @@ def test_clean_deduplicates_valid_sales_rows_only(spark: SparkSession) -> None:
         line(7, transaction_id="T3", status="pending"),  # exact duplicate of line 6
         line(8, transaction_id="T4", status="shipped"),  # only occurrence is invalid: no staged row
     ]
-    typed, staged = T.clean(raw_frame(spark, rows).repartition(3), Dataset.sales, RULES)
+    typed, staged = V.clean(raw_frame(spark, rows).repartition(3), Dataset.sales, RULES)
 
     assert staged.columns == list(STAGING_COLUMNS)
     may1 = ts("2024-05-01T10:00:00+00:00")
@@ -487,7 +488,7 @@ def test_rejected_rows_keep_the_original_text_and_reasons(spark: SparkSession) -
         "status": ' Shipped "now", \\ é ',
     }
     rows = [line(2), line(3, **untrimmed), line(4, transaction_id=None, transaction_ts="2024-13-45T00:00:00Z")]
-    rejected = T.rejected_rows(T.type_sales(raw_frame(spark, rows), RULES))
+    rejected = V.rejected_rows(V.type_rows(raw_frame(spark, rows), Dataset.sales, RULES))
 
     assert rejected.columns == [T.SOURCE_LINE, T.REASONS, "record"]
     got = sorted(rejected.collect(), key=lambda r: r[T.SOURCE_LINE])
