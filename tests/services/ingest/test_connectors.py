@@ -26,11 +26,11 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.routing import NoMatchFound
 
+from ops.admin import create_key
 from services.ingest.app import create_app
 from services.ingest.connector_routes import router
 from services.ingest.connectors import LOCK_NAMESPACE, SqlSource
 from services.ingest.settings import IngestSettings
-from shared.admin import create_key
 from shared.datasets import CONTRACTS, Dataset
 from shared.objectstore import ObjectStore, create_object_store
 from shared.settings import PlatformSettings
