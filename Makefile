@@ -23,13 +23,13 @@ $(AIRFLOW_VENV)/.installed: scheduler/requirements.txt
 install: $(VENV)/.installed $(AIRFLOW_VENV)/.installed
 
 run: install  ## start everything, load the sample data, show KPIs; Ctrl-C stops it all
-	$(PY) -u -m shared.devstack run
+	$(PY) -u -m devtools.devstack run
 
 up: install  ## start everything in the background; returns when every service is healthy
-	$(PY) -u -m shared.devstack up
+	$(PY) -u -m devtools.devstack up
 
 down:  ## stop what `make up` started
-	$(PY) -m shared.devstack down
+	$(PY) -m devtools.devstack down
 
 daily: install  ## run the daily DAG (scheduler/dags/sales_daily.py) once, with Airflow, against what `make up` started
 	mkdir -p .run/airflow
@@ -40,19 +40,19 @@ daily: install  ## run the daily DAG (scheduler/dags/sales_daily.py) once, with 
 	  $(AIRFLOW_VENV)/bin/airflow dags test sales_daily
 
 status:
-	$(PY) -m shared.devstack status
+	$(PY) -m devtools.devstack status
 
 migrate: install
-	$(PY) -m shared.admin migrate
+	$(PY) -m ops.admin migrate
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests bench scheduler
-	$(VENV)/bin/ruff format --check shared services tests bench scheduler
+	$(VENV)/bin/ruff check shared services ops devtools tests bench scheduler
+	$(VENV)/bin/ruff format --check shared services ops devtools tests bench scheduler
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix shared services tests bench scheduler
-	$(VENV)/bin/ruff format shared services tests bench scheduler
+	$(VENV)/bin/ruff check --fix shared services ops devtools tests bench scheduler
+	$(VENV)/bin/ruff format shared services ops devtools tests bench scheduler
 
 test: lint  ## the whole suite: lint, types, unit, contract and end-to-end tests
 	$(PY) -m pytest

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import asyncpg
 
-from shared.admin import migrate
+from ops.admin import migrate
 from shared.settings import PlatformSettings
 
 

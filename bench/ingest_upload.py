@@ -31,8 +31,8 @@ import httpx
 import redis
 
 from bench.common import PeakRss, rss_bytes, throwaway_database
-from shared.admin import create_key
-from shared.sampledata import GeneratorConfig, write_sales
+from devtools.sampledata import GeneratorConfig, write_sales
+from ops.admin import create_key
 from shared.settings import PlatformSettings
 
 RSS_TARGET = 64 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Quality benchmark: every configured sales check on one staged batch of 1,000,000 rows.
 
-Generated sales (shared/sampledata.py, no dirty rows) are COPY'd into staging.sales of a throwaway
+Generated sales (devtools/sampledata.py, no dirty rows) are COPY'd into staging.sales of a throwaway
 database as one staged batch, with the generated customers and products staged as a loaded batch each
 (the referential checks' known keys). Then the quality stage's checks run as the worker runs them: one
 after another on one connection, in one transaction. Printed: each check's time and status, the total,
@@ -25,11 +25,11 @@ import asyncpg
 from sqlalchemy import text
 
 from bench.common import throwaway_database
+from devtools.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 from services.quality.checks import BatchFacts, CheckResult, run_checks
 from shared.datasets import CONTRACTS, Dataset
 from shared.db import create_engine
 from shared.quality_config import load_quality_config
-from shared.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 from shared.settings import PlatformSettings
 
 TARGET_SECONDS = 2.0

@@ -29,12 +29,12 @@ import asyncpg
 from pyspark.sql import SparkSession
 
 from bench.common import MachineCpu, throwaway_database
+from devtools.sampledata import GeneratorConfig, write_sales
 from services.transform.service import load_rows, run_job, split_for_cores
 from services.transform.settings import TransformSettings
 from services.transform.spark import get_spark
 from shared.datasets import CONTRACTS, Dataset
 from shared.db import create_engine, raw_connection
-from shared.sampledata import GeneratorConfig, write_sales
 from shared.settings import PlatformSettings
 
 SQL_SCRIPT = Path(__file__).with_name("sql") / "clean_sales.sql"

@@ -1,6 +1,6 @@
 """Warehouse benchmark: the loads of a first batch and of an incremental one, against a plain-SQL baseline.
 
-Data (shared/sampledata.py): a first batch of 100,000 customers, 10,000 products and 1,000,000 sales over a
+Data (devtools/sampledata.py): a first batch of 100,000 customers, 10,000 products and 1,000,000 sales over a
 year, then an incremental batch of 200,000 sales (1% of them re-sent transactions of the first batch with
 another status) with 5% of the customers and 2% of the products changed from the start of its period.
 Staged rows are COPYed into staging.* as the transform would leave them (no Spark); each dataset's load is
@@ -40,10 +40,10 @@ from random import Random
 import asyncpg
 
 from bench.common import throwaway_database
+from devtools.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 from services.warehouse.load import load
 from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine
-from shared.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 
 FIRST_TARGET = 6.0
 INCREMENTAL_TARGET = 3.0

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import EventBus
-from shared.events import STATUS_AFTER, Event, parse_event
+from shared.events import STATUS_AFTER, TERMINAL_STATUSES, Event, parse_event
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -95,7 +95,7 @@ async def record_event(
         ),
         {
             "status": status,
-            "terminal": status in ("loaded", "quarantined", "failed"),
+            "terminal": status in TERMINAL_STATUSES,
             "batch_id": event.batch_id,
             **(fields or {}),
         },

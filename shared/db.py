@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -19,13 +17,6 @@ def create_engine(settings: PlatformSettings) -> AsyncEngine:
         max_overflow=2,
         pool_pre_ping=True,
     )
-
-
-@asynccontextmanager
-async def unit_of_work(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """The one place a worker commits: the block's work commits together or not at all."""
-    async with engine.begin() as conn:
-        yield conn
 
 
 async def raw_connection(conn: AsyncConnection) -> asyncpg.Connection:

@@ -233,10 +233,10 @@ class DirectFile:
     """Writes a file with O_DIRECT through one page-aligned buffer: the bytes go from that buffer to the
     disk, not through the page cache.
 
-    A large buffered write spends most of its CPU getting fresh page-cache pages (on some virtual machines
-    over 2 s per GiB), and its fsync waits for all of it; here the CPU goes to one copy into the buffer and
-    the disk works while the next block fills. The last, unaligned piece is written buffered, and so is
-    everything from the first direct write a filesystem refuses on.
+    A large buffered write spends most of its CPU getting fresh page-cache pages, and its fsync waits for all
+    of it; here the CPU goes to one copy into the buffer and the disk works while the next block fills. The
+    last, unaligned piece is written buffered, and so is everything from the first direct write a filesystem
+    refuses on.
     """
 
     def __init__(self, fd: int) -> None:

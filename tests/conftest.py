@@ -20,11 +20,11 @@ import httpx
 import pytest
 import redis
 
-from shared.admin import create_key, migrate
+from ops.admin import create_key, migrate
 from shared.settings import PlatformSettings
 
 if TYPE_CHECKING:
-    from shared.devstack import Stack
+    from devtools.devstack import Stack
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -209,7 +209,8 @@ class Platform:
 @pytest.fixture(scope="session")
 def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platform]:
     """The whole platform as local processes (ingest, api, three workers, Flower) on free ports."""
-    from shared.devstack import DevstackSettings, Stack
+    from devtools.devstack import Stack
+    from devtools.settings import DevstackSettings
 
     run_dir = tmp_path_factory.mktemp("run")
     quality_config = run_dir / "checks.toml"

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
+from devtools.settings import DevstackSettings
 from services.ingest.settings import IngestSettings
 from services.transform.settings import TransformSettings
-from shared.devstack import DevstackSettings
 from shared.settings import PlatformSettings
 from tests.conftest import SERVICE_ROLES
 
@@ -40,8 +40,8 @@ PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "w
 
 # The process commands the platform's services are started with (fixed by the project).
 EXPECTED_COMMANDS = {
-    "migrate": "python -m shared.admin migrate",
-    "reconciler": "python -m shared.reconciler",
+    "migrate": "python -m ops.admin migrate",
+    "reconciler": "python -m ops.reconciler",
     "ingest": "uvicorn services.ingest.app:create_app --factory --host 0.0.0.0 --port 8001",
     "api": "uvicorn services.api.app:create_app --factory --host 0.0.0.0 --port 8000",
     "transform-worker": (
@@ -54,7 +54,7 @@ EXPECTED_COMMANDS = {
         "celery -A services.warehouse.worker:app worker -Q warehouse -n warehouse@%h --concurrency 1 --loglevel INFO"
     ),
     "flower": "celery -A shared.celery_app:app flower --port=5555",
-    "backup": "python -m shared.admin backup",
+    "backup": "python -m ops.admin backup",
 }
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$${` is an escape.
@@ -234,6 +234,14 @@ def test_dockerfile_has_the_targets_compose_builds(services: dict[str, dict[str,
     assert "postgresql-client-15" in dockerfile
     assert re.search(r"^USER salesdp$", dockerfile, re.MULTILINE)
     assert not re.search(r"^(ENV|ARG) .*(PASSWORD|SECRET)", dockerfile, re.MULTILINE | re.IGNORECASE)
+
+
+def test_the_image_holds_every_package_compose_runs(services: dict[str, dict[str, Any]]) -> None:
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE.read_text(), re.MULTILINE))
+    modules = re.compile(r"(?:python -m|-A|uvicorn) (?P<package>\w+)\.")
+    for name, service in built_services(services).items():
+        packages = {match["package"] for match in modules.finditer(command_line(service))}
+        assert packages and packages <= copied, (name, packages, copied)
 
 
 # --- settings and secrets ---------------------------------------------------------------------------

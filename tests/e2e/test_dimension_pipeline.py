@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.sampledata import GeneratorConfig, write_customers, write_products
+from devtools.sampledata import GeneratorConfig, write_customers, write_products
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import post_file, wait_terminal
 from tests.reference import count_dimension_rows, load_valid_dimension

@@ -17,9 +17,9 @@ import httpx
 import pytest
 import redis
 
+from devtools.sampledata import GeneratorConfig, write_sales
 from shared.bus import create_celery
 from shared.failpoints import EXIT_CODE
-from shared.sampledata import GeneratorConfig, write_sales
 from tests.conftest import Platform, free_port
 from tests.e2e.test_sales_pipeline import wait_terminal
 

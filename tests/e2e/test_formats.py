@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.sampledata import GeneratorConfig, write_sales
+from devtools.sampledata import GeneratorConfig, write_sales
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import api_kpis, assert_counts_match, assert_kpis_match, wait_terminal
 from tests.reference import daily_kpis

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.sampledata import GeneratorConfig, write_sales
+from devtools.sampledata import GeneratorConfig, write_sales
 from tests.conftest import Platform
 from tests.reference import count_rows, daily_kpis
 

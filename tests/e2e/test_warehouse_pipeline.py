@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.sampledata import GeneratorConfig, write_customers, write_products, write_sales
+from devtools.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import post_file, wait_terminal
 from tests.reference import load_valid_dimension, load_valid_sales

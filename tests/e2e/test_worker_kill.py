@@ -17,9 +17,9 @@ import asyncpg
 import pyarrow.parquet as pq
 import pytest
 
+from devtools.sampledata import GeneratorConfig, write_sales
 from shared.failpoints import HANG
 from shared.objectstore import create_object_store
-from shared.sampledata import GeneratorConfig, write_sales
 from tests.conftest import Platform
 from tests.e2e.test_faults import fetch
 from tests.e2e.test_sales_pipeline import post_file, wait_terminal

@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from shared.admin import alembic_config
+from ops.admin import alembic_config
 from shared.events import STATUS_AFTER
 from shared.settings import PlatformSettings
 from tests.conftest import create_database, drop_database

@@ -5,7 +5,7 @@
 #
 # Creates:
 #   salesdp           the platform's role, owner of the database salesdp; the migrations
-#                     (python -m shared.admin migrate) create the schemas and tables as this role.
+#                     (python -m ops.admin migrate) create the schemas and tables as this role.
 #   metabase          Metabase's role, owner of its application database metabase.
 #   airflow           Airflow's role, owner of its metadata database airflow.
 #   analytics_reader  read-only login for Metabase's data source: CONNECT on salesdp only here.

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from ops.admin import create_key
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from shared.admin import create_key
 from shared.bus import EventBus
 from shared.datasets import Dataset
 from shared.events import BatchLoaded

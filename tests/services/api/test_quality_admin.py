@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
+from ops.admin import create_key
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from shared.admin import create_key
 from shared.events import BatchStaged, RowCounts
 from shared.quality_config import load_quality_config
 from shared.settings import PlatformSettings

@@ -24,10 +24,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from ops.admin import create_key
 from services.ingest.app import create_app
 from services.ingest.connectors.locks import LOCK_NAMESPACE
 from services.ingest.settings import IngestSettings, SqlSource
-from shared.admin import create_key
 from shared.datasets import CONTRACTS, Dataset
 from shared.objectstore import ObjectStore, create_object_store
 from shared.settings import PlatformSettings

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ops.admin import create_key
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from shared.admin import create_key
 from shared.datasets import CONTRACTS, Dataset
 from shared.objectstore import create_object_store
 from shared.settings import PlatformSettings

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from ops.admin import create_key
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from shared.admin import create_key
 from shared.objectstore import create_object_store
 from shared.settings import PlatformSettings
 from tests.conftest import free_port, settings_from

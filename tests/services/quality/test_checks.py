@@ -14,13 +14,13 @@ import asyncpg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from ops.freshness import evaluate
 from services.quality.checks import BatchFacts, CheckResult, run_check
 from services.quality.service import verdict
 from shared.batches import BatchRow
 from shared.datasets import CONTRACTS, Dataset
 from shared.db import create_engine
 from shared.events import BatchQuarantined, BatchValidated
-from shared.freshness import evaluate
 from shared.quality_config import Check, QualityConfig, Threshold, load_quality_config
 from shared.settings import PROJECT_ROOT, PlatformSettings
 

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType
 
+from devtools.sampledata import GeneratorConfig, write_customers, write_products
 from services.transform import transforms as T
 from services.transform.service import run_job
 from shared.datasets import CONTRACTS, Dataset
-from shared.sampledata import GeneratorConfig, write_customers, write_products
 from tests import reference as R
 from tests.services.transform import views as V
 from tests.services.transform.test_transforms import dirty_files, read_csv_parts, ts, utc

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from ops.admin import migrate
 from services.warehouse.settings import WarehouseSettings
-from shared.admin import migrate
 from tests.conftest import create_database, drop_database, settings_from
 
 # indexes -> the policy's settings

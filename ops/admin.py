@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m shared.admin migrate | create-key --name N --scopes a,b | backup | backups |
+"""Operator commands: ``python -m ops.admin migrate | create-key --name N --scopes a,b | backup | backups |
 restore --key K --into URL``."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncpg
 from alembic import command
 from alembic.config import Config
 
+from ops.backup import BackupError, backup, list_backups, restore
 from shared.auth import SCOPES, create_api_key
-from shared.backup import BackupError, backup, list_backups, restore
 from shared.db import create_engine
 from shared.objectstore import all_buckets, create_object_store
 from shared.settings import PROJECT_ROOT, PlatformSettings
@@ -57,7 +57,7 @@ async def create_key(settings: PlatformSettings, name: str, scopes: list[str]) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.admin")
+    parser = argparse.ArgumentParser(prog="python -m ops.admin")
     sub = parser.add_subparsers(dest="command", required=True)
     mig = sub.add_parser("migrate", help="create the database if missing, migrate to head, create buckets")
     mig.add_argument("--no-create-database", action="store_true")

@@ -1,4 +1,4 @@
-"""Runs the whole platform as local processes: ``python -m shared.devstack run | up | down | status``.
+"""Runs the whole platform as local processes: ``python -m devtools.devstack run | up | down | status``.
 
 ``up`` migrates, starts ingest, api, the three workers and Flower (each in its own process group, logs
 under the run directory), and returns once every one is healthy. ``down`` stops them by the PIDs it
@@ -23,22 +23,12 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import PROJECT_ROOT, PlatformSettings
+from devtools.demo import print_urls, run_demo
+from devtools.settings import DevstackSettings
+from shared.settings import PROJECT_ROOT
 
 HEALTH_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
-
-
-class DevstackSettings(PlatformSettings):
-    ingest_port: int = 8001
-    api_port: int = 8000
-    flower_port: int = 5555
-    # user:password for Flower's UI and API; a random password is made (and printed) when unset.
-    flower_basic_auth: str = ""
-    run_dir: Path = PROJECT_ROOT / ".run"
-    # A database URL per process (e.g. {"api": "postgresql://sdp_api@…"}), to run each service under its
-    # own least-privilege role; a process not named uses SDP_DATABASE_URL.
-    service_database_urls: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -117,7 +107,7 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
                 celery_node=name,
             )
         )
-    specs.append(ProcessSpec("reconciler", [sys.executable, "-m", "shared.reconciler"]))
+    specs.append(ProcessSpec("reconciler", [sys.executable, "-m", "ops.reconciler"]))
     specs.append(
         ProcessSpec(
             "flower",
@@ -171,7 +161,7 @@ class Stack:
             raise SystemExit(f"a stack is already recorded in {self.pid_file}; run `make down` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
-        subprocess.run([sys.executable, "-m", "shared.admin", "migrate"], env=self.env, cwd=PROJECT_ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "ops.admin", "migrate"], env=self.env, cwd=PROJECT_ROOT, check=True)
         auth = self.settings.flower_basic_auth or f"admin:{secrets.token_urlsafe(12)}"
         (self.run_dir / "flower-auth").write_text(auth)
         os.chmod(self.run_dir / "flower-auth", 0o600)
@@ -309,7 +299,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.devstack")
+    parser = argparse.ArgumentParser(prog="python -m devtools.devstack")
     parser.add_argument("command", choices=["run", "up", "down", "status"])
     args = parser.parse_args(argv)
     settings = DevstackSettings()
@@ -323,8 +313,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:18} {'running' if alive else 'stopped'}")
         return 0
     stack.up()
-    from shared.demo import print_urls, run_demo
-
     print_urls(settings)
     if args.command == "up":
         return 0

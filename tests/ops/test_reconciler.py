@@ -8,9 +8,9 @@ import uuid
 
 import asyncpg
 
+from ops.reconciler import ReconcilerSettings, stuck_batches
 from shared.db import create_engine
 from shared.events import BatchReceived, ObjectRef
-from shared.reconciler import ReconcilerSettings, stuck_batches
 from tests.conftest import settings_from
 
 VISIBILITY_TIMEOUT = 60

@@ -6,7 +6,7 @@ clean row per key, plus, at ``dimension_dirty_rate``, extra dirty rows: exact du
 of a key (a new ``updated_at`` with changed attributes: what SCD2 tracks) and invalid rows. The same
 config always gives byte-identical files.
 
-CLI: ``python -m shared.sampledata --out DIR [--sales N ...] [--dimension-dirty-rate R]
+CLI: ``python -m devtools.sampledata --out DIR [--sales N ...] [--dimension-dirty-rate R]
 [--only sales|customers|products]``.
 """
 
@@ -558,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; prints the paths written, one a line."""
     defaults = GeneratorConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m shared.sampledata", description="Write deterministic sample CSV files."
+        prog="python -m devtools.sampledata", description="Write deterministic sample CSV files."
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=defaults.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.sampledata import (
+from devtools.sampledata import (
     CATEGORIES,
     CUSTOMER_COLUMNS,
     INVALID_CUSTOMER_KINDS,

@@ -1,5 +1,5 @@
 """Backups of the database into the object store (S3 through moto's server) and restores from them, through
-the operator's commands (``python -m shared.admin backup | backups | restore``) and the real pg_dump/pg_restore."""
+the operator's commands (``python -m ops.admin backup | backups | restore``) and the real pg_dump/pg_restore."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from shared.admin import migrate
-from shared.backup import PREFIX, BackupError, backup, backup_key, connection, list_backups, restore
+from ops.admin import migrate
+from ops.backup import PREFIX, BackupError, backup, backup_key, connection, list_backups, restore
 from shared.objectstore import create_object_store
 from tests.conftest import create_database, drop_database, settings_from
 
 
 def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.admin", *args],
+        [sys.executable, "-m", "ops.admin", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

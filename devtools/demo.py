@@ -6,17 +6,15 @@ import asyncio
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from shared.admin import create_key
-from shared.sampledata import GeneratorConfig, generate
+from devtools.sampledata import GeneratorConfig, generate
+from devtools.settings import DevstackSettings
+from ops.admin import create_key
+from shared.events import TERMINAL_STATUSES
 
-if TYPE_CHECKING:
-    from shared.devstack import DevstackSettings
-
-TERMINAL = {"loaded", "quarantined", "failed"}
 # Dimensions first, so the sales bind to real customers and products rather than inferred ones.
 DEMO_DATASETS = ("customers", "products", "sales")
 
@@ -44,7 +42,7 @@ def wait_for_batch(client: httpx.Client, api: str, batch_id: str, timeout: float
     deadline = time.monotonic() + timeout
     while True:
         batch: dict[str, Any] = client.get(f"{api}/v1/batches/{batch_id}").raise_for_status().json()
-        if batch["status"] in TERMINAL or time.monotonic() > deadline:
+        if batch["status"] in TERMINAL_STATUSES or time.monotonic() > deadline:
             return batch
         time.sleep(0.5)
 

@@ -4,10 +4,10 @@ Every few seconds it (1) publishes outbox events that were committed but never p
 publisher died between commit and publish) and (2) re-publishes the latest event of a batch that has
 made no progress for a while although nothing is working on it (Redis lost the queued message).
 Consumers are idempotent on (batch_id, stage), so a re-published event never runs a stage twice.
-Every ``freshness_interval_seconds`` it also evaluates the datasets' freshness SLAs (shared/freshness.py),
+Every ``freshness_interval_seconds`` it also evaluates the datasets' freshness SLAs (ops/freshness.py),
 so a dataset that stops arriving is noticed without a batch arriving.
 
-Run: ``python -m shared.reconciler``.
+Run: ``python -m ops.reconciler``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ops.freshness import evaluate_and_store
 from shared.batches import publish_committed, unpublished_events
 from shared.bus import EventBus
 from shared.db import create_engine
 from shared.events import Event, parse_event
-from shared.freshness import evaluate_and_store
 from shared.logs import configure_logging, get_logger
 from shared.quality_config import load_quality_config
 from shared.settings import PlatformSettings

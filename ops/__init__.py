@@ -1,0 +1,1 @@
+"""Operator programs: database migrations and API keys, backups, and the long-running reconciler."""
