@@ -14,7 +14,6 @@ import asyncpg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from ops.freshness import evaluate
 from services.quality.checks import BatchFacts, CheckResult, run_check
 from services.quality.service import verdict
 from shared.batches import BatchRow
@@ -23,6 +22,7 @@ from shared.db import create_engine
 from shared.events import BatchQuarantined, BatchValidated
 from shared.quality_config import Check, QualityConfig, Threshold, load_quality_config
 from shared.settings import PROJECT_ROOT, PlatformSettings
+from tests.batch_rows import insert_batch
 
 CHECK = TypeAdapter(Check)
 SALES_HEADER = list(CONTRACTS[Dataset.sales].column_names)
@@ -44,42 +44,6 @@ def sale(n: int, **values: Any) -> Sale:
         "status": "completed",
     }
     return {**row, **values}
-
-
-async def _insert_batch(
-    conn: asyncpg.Connection,
-    *,
-    dataset: str = "sales",
-    status: str = "staged",
-    header: Sequence[str] = (),
-    drift: Sequence[str] = (),
-    rows_in: int = 0,
-    rejected: int = 0,
-    received_at: datetime | None = None,
-    finished_at: datetime | None = None,
-    max_event_ts: datetime | None = None,
-) -> uuid.UUID:
-    batch_id = uuid.uuid4()
-    await conn.execute(
-        """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, object_bucket, object_key,
-               sha256, size_bytes, header, schema_drift, rows_in, rows_valid, rows_rejected, rows_duplicate,
-               received_at, finished_at, max_event_ts)
-           VALUES ($1, $2, $3, 'q.csv', 'csv', 'raw-data', 'k', $4, 1, $5, $6, $7, $8, $9, 0,
-                   coalesce($10, now()), $11, $12)""",
-        batch_id,
-        dataset,
-        status,
-        uuid.uuid4().hex * 2,
-        list(header),
-        list(drift),
-        rows_in,
-        rows_in - rejected,
-        rejected,
-        received_at,
-        finished_at,
-        max_event_ts,
-    )
-    return batch_id
 
 
 async def _insert_sales(conn: asyncpg.Connection, batch_id: uuid.UUID, rows: Sequence[Sale]) -> None:
@@ -116,7 +80,7 @@ def run(settings: PlatformSettings, setup: Setup, check: dict[str, Any]) -> Chec
 
 def sales_batch(rows: Sequence[Sale], **batch: Any) -> Setup:
     async def setup(conn: asyncpg.Connection) -> BatchFacts:
-        batch_id = await _insert_batch(conn, header=SALES_HEADER, rows_in=len(rows), **batch)
+        batch_id = await insert_batch(conn, header=SALES_HEADER, rows_in=len(rows), **batch)
         await _insert_sales(conn, batch_id, rows)
         return BatchFacts(batch_id, Dataset.sales, SALES_HEADER, list(batch.get("drift", ())))
 
@@ -142,7 +106,7 @@ def assert_pass_warn_fail(
 def test_schema(settings: PlatformSettings) -> None:
     def batch(header: list[str], drift: list[str]) -> Setup:
         async def setup(conn: asyncpg.Connection) -> BatchFacts:
-            batch_id = await _insert_batch(conn, header=header, drift=drift)
+            batch_id = await insert_batch(conn, header=header, drift=drift)
             return BatchFacts(batch_id, Dataset.sales, header, drift)
 
         return setup
@@ -177,7 +141,7 @@ def test_not_null_counts_and_percentages(settings: PlatformSettings) -> None:
 def test_not_null_on_raw_counts_blanks(settings: PlatformSettings) -> None:
     def raw(values: list[str | None]) -> Setup:
         async def setup(conn: asyncpg.Connection) -> BatchFacts:
-            batch_id = await _insert_batch(conn, rows_in=len(values))
+            batch_id = await insert_batch(conn, rows_in=len(values))
             await conn.executemany(
                 "INSERT INTO raw.sales (batch_id, source_line, transaction_ts) VALUES ($1, $2, $3)",
                 [(batch_id, i + 2, v) for i, v in enumerate(values)],
@@ -240,8 +204,8 @@ def test_row_count_change_against_the_previous_loaded_batch(settings: PlatformSe
 
     def after_previous(previous_rows: int, rows: int) -> Setup:
         async def setup(conn: asyncpg.Connection) -> BatchFacts:
-            await _insert_batch(conn, status="loaded", rows_in=previous_rows, received_at=future)
-            await _insert_batch(conn, status="failed", rows_in=1, received_at=future + timedelta(seconds=1))
+            await insert_batch(conn, status="loaded", rows_in=previous_rows, received_at=future)
+            await insert_batch(conn, status="failed", rows_in=1, received_at=future + timedelta(seconds=1))
             return await sales_batch([sale(i) for i in range(rows)], received_at=future + timedelta(seconds=2))(conn)
 
         return setup
@@ -258,7 +222,7 @@ def test_row_count_change_against_the_previous_loaded_batch(settings: PlatformSe
 def test_reject_rate(settings: PlatformSettings) -> None:
     def rejected(rows_in: int, count: int) -> Setup:
         async def setup(conn: asyncpg.Connection) -> BatchFacts:
-            batch_id = await _insert_batch(conn, rows_in=rows_in, rejected=count)
+            batch_id = await insert_batch(conn, rows_in=rows_in, rejected=count)
             await conn.executemany(
                 """INSERT INTO staging.sales_rejects (batch_id, source_line, reasons, record)
                    VALUES ($1, $2, '{invalid_quantity}', '{}')""",
@@ -307,7 +271,7 @@ def test_referential_known_inferable_and_unknown(settings: PlatformSettings) -> 
 
     def batch(customer: str | None) -> Setup:
         async def setup(conn: asyncpg.Connection) -> BatchFacts:
-            customers = await _insert_batch(conn, dataset="customers", status="loaded")
+            customers = await insert_batch(conn, dataset="customers", status="loaded")
             await conn.execute(
                 """INSERT INTO staging.customers (batch_id, source_line, customer_id, updated_at)
                    VALUES ($1, 2, $2, now())""",
@@ -342,56 +306,6 @@ def test_freshness_of_the_batch(settings: PlatformSettings) -> None:
     stale = sales_batch([sale(0, transaction_ts=NOW - timedelta(days=2))])
     _, failed = assert_pass_warn_fail(settings, check, recent, stale)
     assert "s old" in failed.observed and failed.threshold == "newest transaction_ts <= 86400 s old"
-
-
-def test_scheduled_freshness_of_a_dataset(settings: PlatformSettings) -> None:
-    """The SLA evaluation the reconciler runs: lags of the dataset's newest loaded data and last load."""
-
-    def config(severity: str, max_load_lag: str) -> QualityConfig:
-        return QualityConfig.model_validate(
-            {
-                "version": "t",
-                "datasets": {
-                    "sales": {
-                        "freshness": {
-                            "column": "transaction_ts",
-                            "max_load_lag": max_load_lag,
-                            "max_event_lag": "3650d",
-                            "severity": severity,
-                        }
-                    }
-                },
-            }
-        )
-
-    async def go() -> list[str]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            await _insert_batch(conn, status="loaded", finished_at=datetime.now(UTC), max_event_ts=NOW)
-        finally:
-            await conn.close()
-        engine = create_engine(settings)
-        statuses = []
-        try:
-            async with engine.connect() as sa_conn:
-                for severity, lag in (("warn", "1h"), ("warn", "1s"), ("error", "0.001s")):
-                    await asyncio.sleep(0.01)
-                    loaded = load_quality_config_from(config(severity, lag))
-                    [result] = await evaluate(sa_conn, loaded)
-                    assert result.load_lag_seconds is not None and result.load_lag_seconds < 3600
-                    statuses.append(result.status)
-        finally:
-            await engine.dispose()
-        return statuses
-
-    statuses = asyncio.run(go())
-    assert statuses[0] == "fresh" and statuses[2] == "fail"
-
-
-def load_quality_config_from(config: QualityConfig) -> Any:
-    from shared.quality_config import LoadedConfig
-
-    return LoadedConfig(config, f"{config.version}+test", Path("memory"))
 
 
 # --- the gate and the config ----------------------------------------------------------------------------
