@@ -239,12 +239,12 @@ def write_sales(config: GeneratorConfig, path: Path) -> Path:
 
 def write_customers(config: GeneratorConfig, path: Path) -> Path:
     """Write only the customers file; its rows are the ones generate() writes."""
-    return _write_csv(path, CUSTOMER_COLUMNS, _customer_batches(config))
+    return _write_csv(path, CUSTOMER_COLUMNS, _batched(_customer_rows(config)))
 
 
 def write_products(config: GeneratorConfig, path: Path) -> Path:
     """Write only the products file; its rows are the ones generate() writes."""
-    return _write_csv(path, PRODUCT_COLUMNS, _product_batches(config))
+    return _write_csv(path, PRODUCT_COLUMNS, _batched(_product_rows(config)))
 
 
 def _write_csv(path: Path, header: Sequence[str], batches: Iterator[list[list[str]]]) -> Path:
@@ -293,11 +293,22 @@ def _start_moment(config: GeneratorConfig) -> datetime:
     return datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
 
 
-def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
+def _batched(rows: Iterator[list[str]]) -> Iterator[list[list[str]]]:
+    """Rows in lists of ``_BATCH``, as the CSV writer takes them."""
+    batch: list[list[str]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _customer_rows(config: GeneratorConfig) -> Iterator[list[str]]:
     rng = _streams(config.seed)[0]
     dirt = _DimensionDirt(config, config.customers, rng, _revise_customer, _CUSTOMER_SPOILS)
     start = _start_moment(config)
-    batch: list[list[str]] = []
     for number in range(1, config.customers + 1):
         first = rng.choice(_FIRST_NAMES)
         last = rng.choice(_LAST_NAMES)
@@ -315,20 +326,14 @@ def _customer_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
             "true" if rng.random() < 0.9 else "false",
             _timestamp(updated, rng.random() >= _NO_Z_RATE),
         ]
-        batch.append(row)
-        batch.extend(dirt.after(row, updated))
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        yield row
+        yield from dirt.after(row, updated)
 
 
-def _product_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
+def _product_rows(config: GeneratorConfig) -> Iterator[list[str]]:
     rng = _streams(config.seed)[1]
     dirt = _DimensionDirt(config, config.products, rng, _revise_product, _PRODUCT_SPOILS)
     start = _start_moment(config)
-    batch: list[list[str]] = []
     for number in range(1, config.products + 1):
         category = rng.choice(CATEGORIES)
         name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_PRODUCT_NOUNS[category])} {number}"
@@ -343,13 +348,8 @@ def _product_batches(config: GeneratorConfig) -> Iterator[list[list[str]]]:
             _timestamp(created, with_z),
             _timestamp(updated, with_z),
         ]
-        batch.append(row)
-        batch.extend(dirt.after(row, updated))
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        yield row
+        yield from dirt.after(row, updated)
 
 
 class _DimensionDirt:
