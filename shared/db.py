@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from shared.settings import PlatformSettings
 
+# PostgreSQL's largest bigint (e.g. ``source_line``): a larger integer is refused by the driver.
+BIGINT_MAX = 2**63 - 1
+
 
 def create_engine(settings: PlatformSettings) -> AsyncEngine:
     return create_async_engine(

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from services.api import batches
-from services.api.schemas import BatchListOut, BatchOut, RejectsOut
+from services.api.schemas import BatchListOut, BatchOut, BatchStatus, RejectsOut
+from shared.datasets import Dataset
+from shared.db import BIGINT_MAX
 from shared.http import BatchReader, DbConnection
 
 router = APIRouter(prefix="/v1/batches")
@@ -18,8 +20,8 @@ router = APIRouter(prefix="/v1/batches")
 async def list_batches(
     _: BatchReader,
     conn: DbConnection,
-    dataset: str | None = None,
-    status: str | None = None,
+    dataset: Dataset | None = None,
+    status: BatchStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
     return await batches.batch_list(conn, dataset=dataset, status=status, limit=limit)
@@ -35,7 +37,7 @@ async def get_rejects(
     batch_id: uuid.UUID,
     _: BatchReader,
     conn: DbConnection,
-    after_line: Annotated[int, Query(ge=0)] = 0,
+    after_line: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """The batch's rejected rows in file order, each with its reason codes and original text, a page at a

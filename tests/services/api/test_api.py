@@ -199,6 +199,14 @@ def test_daily_kpis_are_exact_json_numbers(api_url: str, reader: httpx.Client) -
         ("/v1/batches/not-a-uuid", {}, 422, "invalid_request"),
         ("/v1/kpis/daily", {"from": "2024-02-01", "to": "2024-01-01"}, 400, "invalid_range"),
         ("/v1/kpis/daily", {"from": "2024-02-01"}, 422, "invalid_request"),
+        # Past PostgreSQL's bigint (source_line): refused before it reaches the driver.
+        (f"/v1/batches/{BATCH_ID}/rejects", {"after_line": str(2**63)}, 422, "invalid_request"),
+        (f"/v1/batches/{BATCH_ID}/rejects", {"after_line": "99999999999999999999"}, 422, "invalid_request"),
+        # PostgreSQL text cannot hold a NUL; the filters take only the known datasets and statuses.
+        ("/v1/batches", {"dataset": "sales\x00"}, 422, "invalid_request"),
+        ("/v1/batches", {"status": "loaded\x00"}, 422, "invalid_request"),
+        ("/v1/batches", {"dataset": "invoices"}, 422, "invalid_request"),
+        ("/v1/batches", {"status": "done"}, 422, "invalid_request"),
     ],
 )
 def test_errors_use_the_envelope(
@@ -255,6 +263,8 @@ def test_rejects_page_through_a_batch_in_file_order(api_url: str, reader: httpx.
     assert second["next_after_line"] == 7
     last = reader.get(f"{api_url}/v1/batches/{BATCH_ID}/rejects", params={"after_line": 7}).json()
     assert (last["rejects"], last["next_after_line"]) == ([], None)
+    largest = reader.get(f"{api_url}/v1/batches/{BATCH_ID}/rejects", params={"after_line": 2**63 - 1})
+    assert (largest.status_code, largest.json()["rejects"]) == (200, [])
     missing = reader.get(f"{api_url}/v1/batches/{uuid.uuid4()}/rejects")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "batch_not_found"
 
