@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.settings import PlatformSettings
 
 # PostgreSQL's largest bigint (e.g. ``source_line``): a larger integer is refused by the driver.
 BIGINT_MAX = 2**63 - 1
+
+# What asyncpg raises when the server is down, starting, shutting down, out of connection slots or gone
+# mid-statement; a connect that fails on the socket raises the OS's error instead.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
 
 
 def create_engine(settings: PlatformSettings) -> AsyncEngine:
@@ -20,6 +35,19 @@ def create_engine(settings: PlatformSettings) -> AsyncEngine:
         max_overflow=2,
         pool_pre_ping=True,
     )
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (a retry later may succeed), rather than
+    that a statement is wrong. SQLAlchemy wraps asyncpg's errors: the cause chain holds the original."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, UNAVAILABLE_ERRORS):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 async def raw_connection(conn: AsyncConnection) -> asyncpg.Connection:

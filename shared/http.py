@@ -1,4 +1,8 @@
-"""What both HTTP services share: the error envelope, request metrics, API-key auth and the read connection."""
+"""What both HTTP services share: the error envelope, request metrics, API-key auth and the read connection.
+
+A dependency that is down (PostgreSQL, or Redis for the live events) is a 503 with ``Retry-After``, on every
+route of both services: the error handlers here turn the driver's errors into it.
+"""
 
 from __future__ import annotations
 
@@ -10,35 +14,62 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, authenticate
+from shared.db import database_unavailable
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+# Seconds a client is told to wait before retrying while a dependency is down.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
     """An error with its HTTP status, rendered as ``{"error": {"code", "message", "details"}}``."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details if details is not None else {}
+        self.headers = headers
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+class ServiceUnavailable(ApiError):
+    """A 503 for a dependency that is down: the client may retry after ``RETRY_AFTER_SECONDS``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(503, code, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details if details is not None else {}}},
+        headers=headers,
     )
+
+
+def _render(exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return _render(exc)
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -49,9 +80,25 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return error_response(422, "invalid_request", "the request is not valid", details)
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Registered for the driver's base classes (a refused connect is the OS's error): any other error of
+        # theirs is a defect, answered 500 as before.
+        if not database_unavailable(exc):
+            raise exc
+        log.warning("http.database_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+        return _render(ServiceUnavailable("database_unavailable", "the database is not reachable; retry later"))
+
+    async def broker_error(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("http.broker_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+        return _render(ServiceUnavailable("broker_unavailable", "the message broker is not reachable; retry later"))
+
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for driver_error in (DBAPIError, OSError):
+        app.add_exception_handler(driver_error, database_error)
+    for redis_error in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(redis_error, broker_error)
 
 
 class RequestMetrics:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from fastapi import Request
 from pydantic import ValidationError
+from redis.asyncio.client import PubSub
 
 from services.api import repository
 from services.api.settings import ApiSettings
@@ -41,24 +42,36 @@ def _frame(event: Event) -> str:
     return f"id: {event.event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
-async def live_events(
+async def open_stream(
     request: Request, settings: ApiSettings, *, batch_id: uuid.UUID | None, last_event_id: uuid.UUID | None
 ) -> AsyncIterator[str]:
+    """The stream's frames. Subscribes and reads the replay before the response starts: Redis or PostgreSQL
+    being down is then an error response (503), not a 200 cut short."""
     client = aioredis.Redis.from_url(settings.redis_url)
     pubsub = client.pubsub()
     try:
         # Subscribed before the replay is read: nothing published in between is missed.
         await pubsub.subscribe(settings.events_channel)
-        yield ": connected\n\n"
-        replayed: set[uuid.UUID] = set()
+        backlog: list[Event] = []
         if last_event_id is not None:
             async with engine_of(request).connect() as conn:
-                backlog = await repository.events_after(conn, last_event_id, REPLAY_LIMIT)
-            for payload in backlog:
-                event = _event(payload)
-                if event is not None and batch_id in (None, event.batch_id):
-                    replayed.add(event.event_id)
-                    yield _frame(event)
+                payloads = await repository.events_after(conn, last_event_id, REPLAY_LIMIT)
+            backlog = [e for e in map(_event, payloads) if e is not None and batch_id in (None, e.batch_id)]
+    except BaseException:
+        await pubsub.aclose()
+        await client.aclose()
+        raise
+    return _frames(request, client, pubsub, batch_id=batch_id, backlog=backlog)
+
+
+async def _frames(
+    request: Request, client: aioredis.Redis, pubsub: PubSub, *, batch_id: uuid.UUID | None, backlog: list[Event]
+) -> AsyncIterator[str]:
+    try:
+        yield ": connected\n\n"
+        replayed = {event.event_id for event in backlog}
+        for replay in backlog:
+            yield _frame(replay)
         idle = 0.0
         while not await request.is_disconnected():
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)

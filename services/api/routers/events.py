@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from services.api.deps import Settings
-from services.api.events import live_events
+from services.api.events import open_stream
 from shared.http import BatchReader
 
 router = APIRouter(prefix="/v1/events")
@@ -30,7 +30,7 @@ async def events(
     """Every batch event as it is published (``event:`` its type, ``data:`` the event, ``id:`` its
     event_id); optionally one batch's only. A client reconnecting with ``Last-Event-ID`` first gets what
     was recorded after that event."""
-    stream = live_events(request, settings, batch_id=batch_id, last_event_id=last_event_id)
+    stream = await open_stream(request, settings, batch_id=batch_id, last_event_id=last_event_id)
     return StreamingResponse(
         stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from services.api.deps import DbEngine
-from shared.http import ApiError
+from shared.http import ServiceUnavailable
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,5 +23,5 @@ async def readyz(engine: DbEngine) -> dict[str, str]:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1 FROM ops.batches LIMIT 1"))
     except Exception as exc:
-        raise ApiError(503, "not_ready", "the database is not reachable or not migrated") from exc
+        raise ServiceUnavailable("not_ready", "the database is not reachable or not migrated") from exc
     return {"status": "ready"}

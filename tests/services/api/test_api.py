@@ -18,8 +18,9 @@ from services.api.settings import ApiSettings
 from shared.bus import EventBus
 from shared.datasets import Dataset
 from shared.events import BatchLoaded
+from shared.http import RETRY_AFTER_SECONDS
 from shared.settings import PlatformSettings
-from tests.conftest import settings_from
+from tests.conftest import free_port, settings_from
 from tests.http_server import serve
 
 BATCH_ID = uuid.uuid4()
@@ -441,3 +442,29 @@ def test_events_resume_after_the_last_event_id(api_url: str, reader: httpx.Clien
         frame = next(_frames(response.iter_lines()))
     assert frame["id"] == str(missed.event_id)
     assert json.loads(frame["data"])["facts_upserted"] == 4
+
+
+def test_a_database_that_is_down_is_503_with_retry_after(test_env: dict[str, str], reader: httpx.Client) -> None:
+    env = {**test_env, "SDP_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/sdp"}
+    with serve(create_app(settings_from(env, ApiSettings))) as url:
+        # The key check is the first thing that reads the database.
+        batches = reader.get(f"{url}/v1/batches")
+        ready = httpx.get(f"{url}/readyz")
+    for response, code in ((batches, "database_unavailable"), (ready, "not_ready")):
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+        assert response.json()["error"]["code"] == code
+
+
+def test_events_while_redis_is_down_are_503_and_the_status_degrades(
+    test_env: dict[str, str], reader: httpx.Client
+) -> None:
+    env = {**test_env, "SDP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    with serve(create_app(settings_from(env, ApiSettings))) as url:
+        events = reader.get(f"{url}/v1/events")
+        status = reader.get(f"{url}/v1/pipeline/status")
+    assert events.status_code == 503, events.text
+    assert events.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+    assert events.json()["error"]["code"] == "broker_unavailable"
+    assert status.status_code == 200, status.text
+    assert {q["length"] for q in status.json()["queues"]} == {None}
