@@ -200,7 +200,8 @@ class IngestService:
 
         try:
             existing = await self._existing(upload, stored.sha256)
-        except ApiError:
+        except BaseException:
+            # A conflict, or the database gone: nothing refers to the object yet, a retry stores it again.
             await asyncio.to_thread(self.store.remove, bucket, staging_key)
             raise
         if existing is not None:
@@ -220,26 +221,35 @@ class IngestService:
             file_format=inspected.format.value,
         )
         with batch_context(batch_id, dataset=upload.dataset.value):
-            async with self.engine.begin() as conn:
-                inserted = await repository.insert_batch(
-                    conn,
-                    batch_id=batch_id,
-                    dataset=upload.dataset.value,
-                    file_name=upload.file_name,
-                    file_format=inspected.format.value,
-                    compression="gzip" if inspected.gzip else "none",
-                    csv_delimiter=header.delimiter,
-                    content_type=upload.content_type,
-                    bucket=bucket,
-                    key=final_key,
-                    sha256=stored.sha256,
-                    size_bytes=stored.size_bytes,
-                    idempotency_key=upload.idempotency_key,
-                    header=header.columns,
-                    schema_drift=CONTRACTS[upload.dataset].extra_columns(header.columns),
-                )
-                if inserted:
-                    await record_event(conn, event, stage="ingest", stage_started_at=started_at)
+            committing = False
+            try:
+                async with self.engine.begin() as conn:
+                    inserted = await repository.insert_batch(
+                        conn,
+                        batch_id=batch_id,
+                        dataset=upload.dataset.value,
+                        file_name=upload.file_name,
+                        file_format=inspected.format.value,
+                        compression="gzip" if inspected.gzip else "none",
+                        csv_delimiter=header.delimiter,
+                        content_type=upload.content_type,
+                        bucket=bucket,
+                        key=final_key,
+                        sha256=stored.sha256,
+                        size_bytes=stored.size_bytes,
+                        idempotency_key=upload.idempotency_key,
+                        header=header.columns,
+                        schema_drift=CONTRACTS[upload.dataset].extra_columns(header.columns),
+                    )
+                    if inserted:
+                        await record_event(conn, event, stage="ingest", stage_started_at=started_at)
+                    # A failure from here on is the commit's, which the server may have made: then the row
+                    # refers to the object, so it stays.
+                    committing = True
+            except BaseException:
+                if not committing:
+                    await asyncio.to_thread(self.store.remove, bucket, final_key)
+                raise
             if not inserted:
                 # Another request with the same content committed first: its batch is the batch.
                 await asyncio.to_thread(self.store.remove, bucket, final_key)

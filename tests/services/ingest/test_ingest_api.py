@@ -1,24 +1,29 @@
-"""The ingest HTTP API over a socket: statuses, error envelope, dedupe, auth, no partial objects."""
+"""The ingest HTTP API over a socket: statuses, error envelope, dedupe, auth, no partial objects, a database
+that is down or crashes mid-upload."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from ops.admin import create_key
+from ops.admin import create_key, migrate
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from shared.http import RETRY_AFTER_SECONDS
 from shared.objectstore import create_object_store
 from shared.settings import PlatformSettings
-from tests.conftest import free_port, settings_from
+from tests.conftest import ensure_service_roles, free_port, settings_from
 from tests.http_server import serve
+from tests.postgres_cluster import OwnPostgres, own_postgres
 
 HEADER = "transaction_id,transaction_ts,customer_id,product_id,quantity,unit_price,total_amount,payment_method,status\n"
 ROW = "T-{n},2024-01-01T10:00:00Z,C1,P1,1,1.00,1.00,pix,completed\n"
@@ -315,3 +320,68 @@ def test_an_unreachable_broker_does_not_fail_an_upload(test_env: dict[str, str],
         return [(r["type"], r["published"]) for r in rows]
 
     assert asyncio.run(outbox()) == [("batch.received", False)]
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+
+
+def test_while_the_database_is_down_requests_are_503_and_store_nothing(
+    test_env: dict[str, str], writer_key: str, tmp_path: Path
+) -> None:
+    env = {
+        **test_env,
+        "SDP_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/sdp",
+        "SDP_OBJECT_STORE_URL": f"file://{tmp_path}",
+    }
+    settings = settings_from(env, IngestSettings)
+    headers = {"Authorization": f"Bearer {writer_key}"}
+    with serve(create_app(settings)) as url:
+        assert_unavailable(httpx.get(f"{url}/v1/datasets", headers=headers))
+        upload = httpx.post(
+            f"{url}/v1/datasets/sales/files",
+            content=unique_csv("db-down"),
+            headers={**headers, "Content-Type": "text/csv"},
+            timeout=60,
+        )
+    assert_unavailable(upload)
+    assert raw_keys(settings) == []
+
+
+@pytest.fixture(scope="module")
+def restartable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OwnPostgres, IngestSettings, str]]:
+    """A migrated platform database on a PostgreSQL of the test's own (which it may crash), an object store
+    of its own, and an ingest key."""
+    with own_postgres() as server:
+        env = {
+            "SDP_DATABASE_URL": f"{server.url}/sdp",
+            "SDP_OBJECT_STORE_URL": f"file://{tmp_path_factory.mktemp('objects')}",
+            "SDP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        }
+        asyncio.run(ensure_service_roles(env["SDP_DATABASE_URL"]))
+        settings = settings_from(env, IngestSettings)
+        migrate(settings)
+        yield server, settings, asyncio.run(create_key(settings, name="restart-test", scopes=["ingest:write"]))
+
+
+def test_an_upload_cut_off_by_a_postgresql_crash_is_503_and_the_same_bytes_are_accepted_after(
+    restartable: tuple[OwnPostgres, IngestSettings, str],
+) -> None:
+    server, settings, key = restartable
+    body = unique_csv("crash", rows=50)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}
+
+    def crash_mid_body() -> Iterator[bytes]:
+        yield body[:100]
+        time.sleep(1)  # the key check, the request's only database read before the body, has answered
+        server.crash()
+        yield body[100:]
+
+    with serve(create_app(settings)) as url:
+        assert_unavailable(httpx.post(f"{url}/v1/datasets/sales/files", content=crash_mid_body(), headers=headers))
+        assert raw_keys(settings) == [], "the stored object was left behind"
+        server.start()
+        again = httpx.post(f"{url}/v1/datasets/sales/files", content=body, headers=headers, timeout=60)
+    assert again.status_code == 202, again.text
+    assert [k for k in raw_keys(settings) if again.json()["batch_id"] not in k] == []
