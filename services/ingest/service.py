@@ -19,6 +19,7 @@ from services.ingest.formats import (
     FileFormat,
     GzipCheck,
     Header,
+    TooDeeplyNested,
     UnreadableFile,
     UnsupportedType,
     Utf8Check,
@@ -94,7 +95,7 @@ def safe_file_name(name: str | None) -> str:
     return cleaned[:200] or "upload.csv"
 
 
-def inspect_head(upload: Upload, head: bytes) -> Inspected:
+def inspect_head(upload: Upload, head: bytes, *, max_json_depth: int) -> Inspected:
     """Format, compression and (for text formats) the header, from the upload's first bytes."""
     if not head:
         raise ApiError(400, "unreadable_file", "the file is empty")
@@ -106,13 +107,15 @@ def inspect_head(upload: Upload, head: bytes) -> Inspected:
             if gzip:
                 raise UnsupportedType("gzip-compressed Parquet is not read: Parquet compresses its own pages")
             return Inspected(fmt, gzip, None)
-        header = csv_header(plain) if fmt is FileFormat.csv else json_header(plain, fmt)
+        header = csv_header(plain) if fmt is FileFormat.csv else json_header(plain, fmt, max_depth=max_json_depth)
     except UnsupportedType as exc:
         raise ApiError(
             415, "unsupported_media_type", str(exc), {"supported": sorted(f.value for f in FileFormat)}
         ) from exc
     except UnreadableFile as exc:
         raise ApiError(400, "unreadable_file", str(exc)) from exc
+    except TooDeeplyNested as exc:
+        raise ApiError(422, "too_deeply_nested", str(exc), {"max_depth": exc.limit}) from exc
     return Inspected(fmt, gzip, header)
 
 
@@ -153,7 +156,7 @@ class IngestService:
     async def accept(self, upload: Upload) -> Accepted:
         started_at = datetime.now(UTC)
         head = await read_head(upload.chunks, HEAD_LIMIT)
-        inspected = inspect_head(upload, head)
+        inspected = inspect_head(upload, head, max_json_depth=self.settings.ingest_max_json_depth)
         if inspected.header is not None:
             check_contract(upload.dataset, inspected.header)
 
