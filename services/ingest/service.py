@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import repository
 from services.ingest.formats import (
@@ -223,7 +223,8 @@ class IngestService:
             file_format=inspected.format.value,
         )
         with batch_context(batch_id, dataset=upload.dataset.value):
-            async with self.engine.begin() as conn:
+            async with self.engine.connect() as conn:
+                transaction = await conn.begin()
                 inserted = await repository.insert_batch(
                     conn,
                     batch_id=batch_id,
@@ -237,14 +238,20 @@ class IngestService:
                     key=final_key,
                     sha256=stored.sha256,
                     size_bytes=stored.size_bytes,
-                    idempotency_key=upload.idempotency_key,
                     header=header.columns,
                     schema_drift=CONTRACTS[upload.dataset].extra_columns(header.columns),
                 )
+                if inserted and upload.idempotency_key:
+                    inserted = await repository.bind_idempotency_key(
+                        conn, dataset=upload.dataset.value, key=upload.idempotency_key, batch_id=batch_id
+                    )
                 if inserted:
                     await record_event(conn, event, stage="ingest", stage_started_at=started_at)
+                    await transaction.commit()
+                else:
+                    await transaction.rollback()
             if not inserted:
-                # Another request with the same content committed first: its batch is the batch.
+                # Another request with the same content (or key) committed first: its batch decides.
                 await asyncio.to_thread(self.store.remove, bucket, final_key)
                 winner = await self._existing(upload, stored.sha256)
                 if winner is None:
@@ -268,21 +275,34 @@ class IngestService:
             raise ApiError(400, "unreadable_file", str(exc)) from exc
 
     async def _existing(self, upload: Upload, sha256: str) -> Accepted | None:
-        async with self.engine.connect() as conn:
-            if upload.idempotency_key:
-                keyed = await repository.find_by_idempotency_key(
-                    conn, dataset=upload.dataset.value, key=upload.idempotency_key
-                )
-                if keyed is not None and keyed.sha256 != sha256:
-                    raise ApiError(
-                        409,
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for different content",
-                        {"batch_id": str(keyed.batch_id)},
-                    )
+        """The batch these bytes (or this request's key) already form; a key not yet bound is bound to it."""
+        dataset, key = upload.dataset.value, upload.idempotency_key
+        async with self.engine.begin() as conn:
+            if key:
+                keyed = await _by_key(conn, upload.dataset, key, sha256)
                 if keyed is not None:
-                    return Accepted(keyed.batch_id, upload.dataset, keyed.status, keyed.sha256, keyed.size_bytes, False)
-            same = await repository.find_by_content(conn, dataset=upload.dataset.value, sha256=sha256)
-        if same is None:
-            return None
-        return Accepted(same.batch_id, upload.dataset, same.status, same.sha256, same.size_bytes, created=False)
+                    return keyed
+            same = await repository.find_by_content(conn, dataset=dataset, sha256=sha256)
+            if same is None:
+                return None
+            if key and not await repository.bind_idempotency_key(conn, dataset=dataset, key=key, batch_id=same.batch_id):
+                # A concurrent request bound the key a moment ago: the batch it names decides.
+                return await _by_key(conn, upload.dataset, key, sha256) or _accepted(upload.dataset, same)
+        return _accepted(upload.dataset, same)
+
+
+def _accepted(dataset: Dataset, batch: repository.ExistingBatch) -> Accepted:
+    return Accepted(batch.batch_id, dataset, batch.status, batch.sha256, batch.size_bytes, created=False)
+
+
+async def _by_key(conn: AsyncConnection, dataset: Dataset, key: str, sha256: str) -> Accepted | None:
+    """The batch ``key`` is bound to, if any; 409 when it holds other bytes than ``sha256``."""
+    keyed = await repository.find_by_idempotency_key(conn, dataset=dataset.value, key=key)
+    if keyed is not None and keyed.sha256 != sha256:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for different content",
+            {"batch_id": str(keyed.batch_id)},
+        )
+    return _accepted(dataset, keyed) if keyed is not None else None
