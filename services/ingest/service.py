@@ -285,7 +285,9 @@ class IngestService:
             same = await repository.find_by_content(conn, dataset=dataset, sha256=sha256)
             if same is None:
                 return None
-            if key and not await repository.bind_idempotency_key(conn, dataset=dataset, key=key, batch_id=same.batch_id):
+            if key and not await repository.bind_idempotency_key(
+                conn, dataset=dataset, key=key, batch_id=same.batch_id
+            ):
                 # A concurrent request bound the key a moment ago: the batch it names decides.
                 return await _by_key(conn, upload.dataset, key, sha256) or _accepted(upload.dataset, same)
         return _accepted(upload.dataset, same)
