@@ -1,4 +1,4 @@
-"""How deep a JSON record may nest, and a check of it that never builds the value.
+"""How deep and how large a JSON record may be, and a check of the depth that never builds the value.
 
 Python's and ijson's parsers build a deep value before anyone can look at it (100,000 levels cost ijson
 ~19 GB), so the depth is counted on the text first. The record itself is level 1.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 MAX_JSON_DEPTH = 64
+# Far beyond a record of the contract's columns (each at most 4,096 characters), far below a worker's memory.
+MAX_JSON_RECORD_BYTES = 1024 * 1024
 
 # A string (skipped whole, brackets in it included), a bracket, or any other scalar.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[^\s,:\[\]{}"]+')
