@@ -196,14 +196,49 @@ def _array_elements(events: Iterator[tuple[str, Any]], limits: JsonLimits) -> It
         pass
 
 
+def _array_within(events: Iterator[tuple[str, Any]], limits: JsonLimits) -> bool:
+    """Whether every element of a top-level JSON array is within ``limits`` (broken JSON counts as within:
+    the reading that follows reports it)."""
+    depth = size = 0
+    try:
+        for event, value in events:
+            if event in ("start_map", "start_array"):
+                depth += 1
+                # The array itself is one level above its elements.
+                if depth > limits.max_depth + 1:
+                    return False
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 1:
+                    size = 0
+            elif type(value) is str:
+                size += len(value)
+                if size > limits.max_bytes:
+                    return False
+    except ijson.JSONError:
+        pass
+    return True
+
+
 def json_array_to_ndjson(source: Path, target: Path, limits: JsonLimits) -> None:
     """One line per element of a JSON array, streamed; an element that is no object stays a line of its own
     (Spark rejects it as malformed), so does one past ``limits``, and a broken tail becomes one last malformed
-    line: nothing is dropped."""
+    line: nothing is dropped.
+
+    A first pass only counts (depth and size): ijson's own builder, three times quicker than building in
+    Python, then reads a file known to be within the limits.
+    """
     opener = gzip.open if source.name.endswith(".gz") else open
+    with opener(source, "rb") as fh:
+        within = _array_within(ijson.basic_parse(fh, use_float=False), limits)
     with opener(source, "rb") as fh, target.open("w", encoding="utf-8") as out:
+        items = (
+            ijson.items(fh, "item", use_float=False)
+            if within
+            else _array_elements(ijson.basic_parse(fh, use_float=False), limits)
+        )
         try:
-            for item in _array_elements(ijson.basic_parse(fh, use_float=False), limits):
+            for item in items:
                 if isinstance(item, _OverLimits):
                     out.write(OVER_LIMITS.format(reason=item.reason))
                     continue
