@@ -17,6 +17,7 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from shared.jsonlimits import nests_deeper_than
 from shared.objectstore import StreamObserver
 
 
@@ -33,6 +34,14 @@ class UnreadableFile(Exception):
 
 class UnsupportedType(Exception):
     """A declared type we do not read."""
+
+
+class TooDeeplyNested(Exception):
+    """The first JSON record nests deeper than the limit (parsing it could exhaust memory or the stack)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the first record nests more than {limit} levels deep")
+        self.limit = limit
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -149,6 +158,12 @@ def csv_header(plain_head: bytes) -> Header:
     if not text.strip():
         raise UnreadableFile("the file is empty")
     first_line = text.split("\n", 1)[0]
+    if "\r" in first_line.rstrip("\r"):
+        # Spark's CSV reader and the line numbering split lines at LF only: such a file would be one record.
+        raise UnreadableFile(
+            "the lines end with a bare CR (classic Mac OS line ends), which is not read: save the file with LF "
+            "or CRLF line ends"
+        )
     if "\n" not in text and len(plain_head) >= HEAD_LIMIT:
         raise UnreadableFile(f"no header line in the first {HEAD_LIMIT} bytes")
     first_line = first_line.rstrip("\r")
@@ -157,8 +172,8 @@ def csv_header(plain_head: bytes) -> Header:
     return Header(columns=[c.strip() for c in columns], delimiter=delimiter)
 
 
-def json_header(plain_head: bytes, fmt: FileFormat) -> Header:
-    """The keys of the first record of a JSON array or an NDJSON file."""
+def json_header(plain_head: bytes, fmt: FileFormat, *, max_depth: int) -> Header:
+    """The keys of the first record of a JSON array or an NDJSON file (nested at most ``max_depth`` deep)."""
     text = _decode(plain_head).lstrip()
     if not text:
         raise UnreadableFile("the file is empty")
@@ -166,6 +181,8 @@ def json_header(plain_head: bytes, fmt: FileFormat) -> Header:
     start = 0
     if fmt is FileFormat.ndjson:
         first_line = text.split("\n", 1)[0].strip()
+        if nests_deeper_than(first_line, max_depth):
+            raise TooDeeplyNested(max_depth)
         try:
             first = json.loads(first_line)
         except json.JSONDecodeError as exc:
@@ -179,6 +196,8 @@ def json_header(plain_head: bytes, fmt: FileFormat) -> Header:
         start = len(text) - len(text[1:].lstrip())
         if text[start:].startswith("]"):
             return Header(columns=[])
+    if nests_deeper_than(text, max_depth, start):
+        raise TooDeeplyNested(max_depth)
     try:
         first, _ = decoder.raw_decode(text, start)
     except json.JSONDecodeError as exc:

@@ -34,8 +34,9 @@ async def find_by_idempotency_key(conn: AsyncConnection, *, dataset: str, key: s
     row = (
         await conn.execute(
             text(
-                """SELECT batch_id, status, sha256, size_bytes FROM ops.batches
-                   WHERE dataset = :dataset AND idempotency_key = :key"""
+                """SELECT b.batch_id, b.status, b.sha256, b.size_bytes
+                   FROM ops.batch_idempotency_keys k JOIN ops.batches b USING (batch_id)
+                   WHERE k.dataset = :dataset AND k.idempotency_key = :key"""
             ),
             {"dataset": dataset, "key": key},
         )
@@ -57,19 +58,17 @@ async def insert_batch(
     key: str,
     sha256: str,
     size_bytes: int,
-    idempotency_key: str | None,
     header: list[str],
     schema_drift: list[str],
 ) -> bool:
-    """Insert a received batch; False when the same content (or idempotency key) won a race to it."""
+    """Insert a received batch; False when the same content won a race to it."""
     result = await conn.execute(
         text(
             """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, compression,
-                   csv_delimiter, content_type, object_bucket, object_key, sha256, size_bytes, idempotency_key,
-                   header, schema_drift)
+                   csv_delimiter, content_type, object_bucket, object_key, sha256, size_bytes, header,
+                   schema_drift)
                VALUES (:batch_id, :dataset, 'received', :file_name, :file_format, :compression,
-                   :csv_delimiter, :content_type, :bucket, :key, :sha256, :size_bytes, :idempotency_key,
-                   :header, :schema_drift)
+                   :csv_delimiter, :content_type, :bucket, :key, :sha256, :size_bytes, :header, :schema_drift)
                ON CONFLICT DO NOTHING"""
         ),
         {
@@ -84,9 +83,21 @@ async def insert_batch(
             "key": key,
             "sha256": sha256,
             "size_bytes": size_bytes,
-            "idempotency_key": idempotency_key,
             "header": header,
             "schema_drift": schema_drift,
         },
+    )
+    return result.rowcount == 1
+
+
+async def bind_idempotency_key(conn: AsyncConnection, *, dataset: str, key: str, batch_id: uuid.UUID) -> bool:
+    """Bind ``key`` to a batch; False when the key is already bound (to this batch or another)."""
+    result = await conn.execute(
+        text(
+            """INSERT INTO ops.batch_idempotency_keys (dataset, idempotency_key, batch_id)
+               VALUES (:dataset, :key, :batch_id)
+               ON CONFLICT DO NOTHING"""
+        ),
+        {"dataset": dataset, "key": key, "batch_id": batch_id},
     )
     return result.rowcount == 1

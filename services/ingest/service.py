@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.ingest import repository
 from services.ingest.formats import (
@@ -19,6 +19,7 @@ from services.ingest.formats import (
     FileFormat,
     GzipCheck,
     Header,
+    TooDeeplyNested,
     UnreadableFile,
     UnsupportedType,
     Utf8Check,
@@ -94,7 +95,7 @@ def safe_file_name(name: str | None) -> str:
     return cleaned[:200] or "upload.csv"
 
 
-def inspect_head(upload: Upload, head: bytes) -> Inspected:
+def inspect_head(upload: Upload, head: bytes, *, max_json_depth: int) -> Inspected:
     """Format, compression and (for text formats) the header, from the upload's first bytes."""
     if not head:
         raise ApiError(400, "unreadable_file", "the file is empty")
@@ -106,13 +107,15 @@ def inspect_head(upload: Upload, head: bytes) -> Inspected:
             if gzip:
                 raise UnsupportedType("gzip-compressed Parquet is not read: Parquet compresses its own pages")
             return Inspected(fmt, gzip, None)
-        header = csv_header(plain) if fmt is FileFormat.csv else json_header(plain, fmt)
+        header = csv_header(plain) if fmt is FileFormat.csv else json_header(plain, fmt, max_depth=max_json_depth)
     except UnsupportedType as exc:
         raise ApiError(
             415, "unsupported_media_type", str(exc), {"supported": sorted(f.value for f in FileFormat)}
         ) from exc
     except UnreadableFile as exc:
         raise ApiError(400, "unreadable_file", str(exc)) from exc
+    except TooDeeplyNested as exc:
+        raise ApiError(422, "too_deeply_nested", str(exc), {"max_depth": exc.limit}) from exc
     return Inspected(fmt, gzip, header)
 
 
@@ -153,7 +156,7 @@ class IngestService:
     async def accept(self, upload: Upload) -> Accepted:
         started_at = datetime.now(UTC)
         head = await read_head(upload.chunks, HEAD_LIMIT)
-        inspected = inspect_head(upload, head)
+        inspected = inspect_head(upload, head, max_json_depth=self.settings.ingest_max_json_depth)
         if inspected.header is not None:
             check_contract(upload.dataset, inspected.header)
 
@@ -223,7 +226,8 @@ class IngestService:
         with batch_context(batch_id, dataset=upload.dataset.value):
             committing = False
             try:
-                async with self.engine.begin() as conn:
+                async with self.engine.connect() as conn:
+                    transaction = await conn.begin()
                     inserted = await repository.insert_batch(
                         conn,
                         batch_id=batch_id,
@@ -237,21 +241,27 @@ class IngestService:
                         key=final_key,
                         sha256=stored.sha256,
                         size_bytes=stored.size_bytes,
-                        idempotency_key=upload.idempotency_key,
                         header=header.columns,
                         schema_drift=CONTRACTS[upload.dataset].extra_columns(header.columns),
                     )
+                    if inserted and upload.idempotency_key:
+                        inserted = await repository.bind_idempotency_key(
+                            conn, dataset=upload.dataset.value, key=upload.idempotency_key, batch_id=batch_id
+                        )
                     if inserted:
                         await record_event(conn, event, stage="ingest", stage_started_at=started_at)
-                    # A failure from here on is the commit's, which the server may have made: then the row
-                    # refers to the object, so it stays.
-                    committing = True
+                        # A failure from here on is the commit's, which the server may have made: then the row
+                        # refers to the object, so it stays.
+                        committing = True
+                        await transaction.commit()
+                    else:
+                        await transaction.rollback()
             except BaseException:
                 if not committing:
                     await asyncio.to_thread(self.store.remove, bucket, final_key)
                 raise
             if not inserted:
-                # Another request with the same content committed first: its batch is the batch.
+                # Another request with the same content (or key) committed first: its batch decides.
                 await asyncio.to_thread(self.store.remove, bucket, final_key)
                 winner = await self._existing(upload, stored.sha256)
                 if winner is None:
@@ -275,21 +285,36 @@ class IngestService:
             raise ApiError(400, "unreadable_file", str(exc)) from exc
 
     async def _existing(self, upload: Upload, sha256: str) -> Accepted | None:
-        async with self.engine.connect() as conn:
-            if upload.idempotency_key:
-                keyed = await repository.find_by_idempotency_key(
-                    conn, dataset=upload.dataset.value, key=upload.idempotency_key
-                )
-                if keyed is not None and keyed.sha256 != sha256:
-                    raise ApiError(
-                        409,
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used for different content",
-                        {"batch_id": str(keyed.batch_id)},
-                    )
+        """The batch these bytes (or this request's key) already form; a key not yet bound is bound to it."""
+        dataset, key = upload.dataset.value, upload.idempotency_key
+        async with self.engine.begin() as conn:
+            if key:
+                keyed = await _by_key(conn, upload.dataset, key, sha256)
                 if keyed is not None:
-                    return Accepted(keyed.batch_id, upload.dataset, keyed.status, keyed.sha256, keyed.size_bytes, False)
-            same = await repository.find_by_content(conn, dataset=upload.dataset.value, sha256=sha256)
-        if same is None:
-            return None
-        return Accepted(same.batch_id, upload.dataset, same.status, same.sha256, same.size_bytes, created=False)
+                    return keyed
+            same = await repository.find_by_content(conn, dataset=dataset, sha256=sha256)
+            if same is None:
+                return None
+            if key and not await repository.bind_idempotency_key(
+                conn, dataset=dataset, key=key, batch_id=same.batch_id
+            ):
+                # A concurrent request bound the key a moment ago: the batch it names decides.
+                return await _by_key(conn, upload.dataset, key, sha256) or _accepted(upload.dataset, same)
+        return _accepted(upload.dataset, same)
+
+
+def _accepted(dataset: Dataset, batch: repository.ExistingBatch) -> Accepted:
+    return Accepted(batch.batch_id, dataset, batch.status, batch.sha256, batch.size_bytes, created=False)
+
+
+async def _by_key(conn: AsyncConnection, dataset: Dataset, key: str, sha256: str) -> Accepted | None:
+    """The batch ``key`` is bound to, if any; 409 when it holds other bytes than ``sha256``."""
+    keyed = await repository.find_by_idempotency_key(conn, dataset=dataset.value, key=key)
+    if keyed is not None and keyed.sha256 != sha256:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for different content",
+            {"batch_id": str(keyed.batch_id)},
+        )
+    return _accepted(dataset, keyed) if keyed is not None else None

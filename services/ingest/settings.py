@@ -3,6 +3,7 @@
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from shared.datasets import Dataset
+from shared.jsonlimits import MAX_JSON_DEPTH
 from shared.settings import PlatformSettings
 
 
@@ -47,6 +48,9 @@ class IngestSettings(PlatformSettings):
     ingest_max_decompressed_bytes: int = 16 * 1024**3
     ingest_max_gzip_ratio: int = 100
     ingest_gzip_ratio_floor: int = 64 * 1024**2
+    # A JSON or NDJSON file whose first record nests deeper is refused (422 too_deeply_nested); the transform
+    # rejects any later record past the same limit.
+    ingest_max_json_depth: int = MAX_JSON_DEPTH
     # Where clients reach the API service, for the status_url of an accepted batch.
     api_public_url: str = "http://127.0.0.1:8000"
     # Incremental PostgreSQL sources the connectors pull (JSON list in SDP_INGEST_SQL_SOURCES; see SqlSource).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import shutil
 import time
@@ -16,12 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import ijson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from ijson.common import ObjectBuilder
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
@@ -34,6 +37,7 @@ from shared.batches import BatchRow, record_event
 from shared.datasets import CONTRACTS, Dataset
 from shared.db import raw_connection
 from shared.events import BatchReceived, BatchStaged, Event, RowCounts
+from shared.jsonlimits import MAX_JSON_DEPTH, MAX_JSON_RECORD_BYTES, nests_deeper_than
 from shared.logs import get_logger
 from shared.worker import Resources, run_stage
 
@@ -141,25 +145,159 @@ def csv_columns(path: Path, delimiter: str) -> list[str]:
     return names
 
 
-def json_array_to_ndjson(source: Path, target: Path) -> None:
+@dataclass(frozen=True)
+class JsonLimits:
+    """Bounds on one JSON record: past them it is a rejected row rather than a parse that takes the worker's
+    memory (ijson builds a 100,000-deep value in ~19 GB)."""
+
+    max_depth: int = MAX_JSON_DEPTH
+    max_bytes: int = MAX_JSON_RECORD_BYTES
+
+
+# What stands in for a record past the limits: not JSON, so Spark keeps it as a corrupt record (malformed_row).
+OVER_LIMITS = "record past the JSON limits: {reason}\n"
+
+
+class _OverLimits:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _array_elements(events: Iterator[tuple[str, Any]], limits: JsonLimits) -> Iterator[Any]:
+    """Each element of a top-level JSON array, built from ijson's basic events; an element nested deeper or
+    larger than ``limits`` is not built (its events are only counted) and comes out as :class:`_OverLimits`."""
+    event, _ = next(events, ("end_array", None))
+    if event != "start_array":
+        raise ijson.JSONError("the file is not a JSON array")
+    depth = 0
+    builder: ObjectBuilder | None = None
+    over: str | None = None
+    size = 0
+    for event, value in events:
+        if depth == 0:
+            if event == "end_array":
+                break
+            builder, over, size = ObjectBuilder(), None, 0
+        if event in ("start_map", "start_array"):
+            depth += 1
+            if depth > limits.max_depth and over is None:
+                over, builder = f"nested more than {limits.max_depth} levels deep", None
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        if builder is not None:
+            builder.event(event, value)
+            size += len(value) if isinstance(value, str) else 1
+            if size > limits.max_bytes:
+                over, builder = f"larger than {limits.max_bytes} bytes", None
+        if depth == 0:
+            yield builder.value if builder is not None else _OverLimits(over or "")
+    # Whatever follows the array is read too, so trailing garbage is reported as it was before.
+    for _ in events:
+        pass
+
+
+def _array_within(events: Iterator[tuple[str, Any]], limits: JsonLimits) -> bool:
+    """Whether every element of a top-level JSON array is within ``limits`` (broken JSON counts as within:
+    the reading that follows reports it)."""
+    depth = size = 0
+    try:
+        for event, value in events:
+            if event in ("start_map", "start_array"):
+                depth += 1
+                # The array itself is one level above its elements.
+                if depth > limits.max_depth + 1:
+                    return False
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 1:
+                    size = 0
+            elif type(value) is str:
+                size += len(value)
+                if size > limits.max_bytes:
+                    return False
+    except ijson.JSONError:
+        pass
+    return True
+
+
+def json_array_to_ndjson(source: Path, target: Path, limits: JsonLimits) -> None:
     """One line per element of a JSON array, streamed; an element that is no object stays a line of its own
-    (Spark rejects it as malformed) and a broken tail becomes one last malformed line: nothing is dropped."""
+    (Spark rejects it as malformed), so does one past ``limits``, and a broken tail becomes one last malformed
+    line: nothing is dropped.
+
+    A first pass only counts (depth and size): ijson's own builder, three times quicker than building in
+    Python, then reads a file known to be within the limits.
+    """
     opener = gzip.open if source.name.endswith(".gz") else open
+    with opener(source, "rb") as fh:
+        within = _array_within(ijson.basic_parse(fh, use_float=False), limits)
     with opener(source, "rb") as fh, target.open("w", encoding="utf-8") as out:
+        items = (
+            ijson.items(fh, "item", use_float=False)
+            if within
+            else _array_elements(ijson.basic_parse(fh, use_float=False), limits)
+        )
         try:
-            for item in ijson.items(fh, "item", use_float=False):
+            for item in items:
+                if isinstance(item, _OverLimits):
+                    out.write(OVER_LIMITS.format(reason=item.reason))
+                    continue
                 out.write(json.dumps(item, default=str, ensure_ascii=False))
                 out.write("\n")
         except ijson.JSONError as exc:
             out.write(f"unreadable JSON after the records above: {exc}\n")
 
 
+def _ndjson_line_over(line: bytes, limits: JsonLimits) -> str | None:
+    """Why one NDJSON line (its LF included) is past ``limits``, or None; cheap for the ordinary line."""
+    if len(line.rstrip(b"\r\n")) > limits.max_bytes:
+        return f"larger than {limits.max_bytes} bytes"
+    # The brackets a line holds bound its depth: only a line with many needs the exact count.
+    if line.count(b"[") + line.count(b"{") > limits.max_depth and nests_deeper_than(
+        line.decode("utf-8", "replace"), limits.max_depth
+    ):
+        return f"nested more than {limits.max_depth} levels deep"
+    return None
+
+
+def _ndjson_lines(fh: io.BufferedIOBase, limits: JsonLimits) -> Iterator[tuple[bytes, str | None]]:
+    """The file's lines with why each is past ``limits`` (or None); a line longer than the limit is not held:
+    it comes out cut at the limit."""
+    while line := fh.readline(limits.max_bytes + 2):
+        if not line.endswith(b"\n") and len(line) == limits.max_bytes + 2:
+            while (rest := fh.readline(SCAN_BLOCK)) and not rest.endswith(b"\n"):
+                pass
+            yield line, f"larger than {limits.max_bytes} bytes"
+        else:
+            yield line, _ndjson_line_over(line, limits)
+
+
+def bound_ndjson(source: Path, target: Path, limits: JsonLimits) -> Path:
+    """``source`` when every line is within ``limits``; else ``target``, a copy in which each line past them
+    is replaced by one that Spark reads as a corrupt record (so line numbers do not move)."""
+    opener = gzip.open if source.name.endswith(".gz") else open
+    with opener(source, "rb") as fh:
+        if all(reason is None for _, reason in _ndjson_lines(fh, limits)):
+            return source
+    with opener(source, "rb") as fh, target.open("wb") as out:
+        for line, reason in _ndjson_lines(fh, limits):
+            out.write(line if reason is None else OVER_LIMITS.format(reason=reason).encode())
+    return target
+
+
 def read_source(
-    spark: SparkSession, path: Path, *, file_format: str, delimiter: str | None, multiline: bool = True
+    spark: SparkSession,
+    path: Path,
+    *,
+    file_format: str,
+    delimiter: str | None,
+    multiline: bool = True,
+    json_limits: JsonLimits = JsonLimits(),
 ) -> DataFrame:
     """The file as Spark reads it (a ``.gz`` name is decompressed on the fly), every value as text.
 
-    ``multiline``: a CSV file may hold quoted fields that span lines (slower: one partition).
+    ``multiline``: a CSV file may hold quoted fields that span lines (slower: one partition). A JSON record
+    past ``json_limits`` is read as a corrupt record.
     """
     if file_format == "csv":
         sep = delimiter or ","
@@ -182,12 +320,13 @@ def read_source(
         return df.where(~blank).withColumn(last, F.regexp_replace(F.col(f"`{last}`"), "\r$", ""))
     if file_format == "json":
         lines = path.with_name(path.name + ".ndjson")
-        json_array_to_ndjson(path, lines)
-        return read_source(spark, lines, file_format="ndjson", delimiter=None)
+        json_array_to_ndjson(path, lines, json_limits)
+        return read_source(spark, lines, file_format="ndjson", delimiter=None, json_limits=json_limits)
     if file_format == "ndjson":
+        bounded = bound_ndjson(path, path.with_name(path.name + ".bounded.ndjson"), json_limits)
         df = spark.read.options(
             mode="PERMISSIVE", primitivesAsString="true", columnNameOfCorruptRecord=T.CORRUPT_RECORD
-        ).json(str(path))
+        ).json(str(bounded))
     elif file_format == "parquet":
         df = spark.read.parquet(str(path))
     else:
@@ -281,6 +420,7 @@ def run_job(
     now: datetime,
     file_format: str = "csv",
     delimiter: str | None = None,
+    json_limits: JsonLimits = JsonLimits(),
 ) -> StageOutput:
     """The Spark part of a batch of ``dataset``: every output written under ``out``, counts computed.
 
@@ -305,6 +445,7 @@ def run_job(
                 file_format=file_format,
                 delimiter=delimiter,
                 multiline=shape is not None and shape.open_quotes,
+                json_limits=json_limits,
             )
         with _timed(seconds, "transform"):
             # Parsed and typed in one pass, cached flat (text, typed values, a bit per broken rule): every
@@ -406,6 +547,7 @@ async def stage_batch(resources: Resources[TransformSettings], event: BatchRecei
                 now=datetime.now(UTC),
                 file_format=batch.file_format,
                 delimiter=batch.csv_delimiter,
+                json_limits=JsonLimits(settings.transform_max_json_depth, settings.transform_max_json_record_bytes),
             )
             await load_rows(conn, dataset, batch.batch_id, output)
             prefix = f"{dataset.value}/batch_id={batch.batch_id}"

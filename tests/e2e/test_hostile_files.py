@@ -24,7 +24,7 @@ import pytest
 from shared.objectstore import ObjectStore, create_object_store
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import wait_terminal
-from tests.hostile.corpus import BY_NAME, CASES, FORMULAS, HostileFile, tx_id
+from tests.hostile.corpus import BY_NAME, CASES, DEEP_AFTER, FORMULAS, HostileFile, tx_id
 
 pytestmark = pytest.mark.e2e
 
@@ -224,6 +224,8 @@ EXPECTED: dict[str, Expectation] = {
     "unbalanced-quote": Loaded(15, 14, 1, rejects={16: None}),
     # CRLF and LF line ends mixed: every row is read, with no stray CR in a value.
     "crlf-mixed-with-lf": Loaded(20, 20, check=no_carriage_returns),
+    # Classic Mac line ends (bare CR): Spark and the line numbering split at LF only, so it is refused with why.
+    "csv-bare-cr": Refused(400, "unreadable_file"),
     # Blank lines are skipped; a reject names the line of the file it came from (line 21).
     "blank-lines": Loaded(20, 19, 1, rejects={21: reasons("invalid_quantity")}),
     # RFC 4180 allows a newline in a quoted field; the reject after it still names its file line (12).
@@ -251,6 +253,23 @@ EXPECTED: dict[str, Expectation] = {
     # The same after a blank line: the reject still names its line of the file (16).
     "ndjson-blank-line": Loaded(
         30, 29, 1, rejects={16: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")}
+    ),
+    # A first record nested 100,000 deep is refused at the door (it was a 500).
+    "json-deep-first": Refused(422, "too_deeply_nested"),
+    # Past the first MiB the ingest reads, a record nested past the limit (65 levels; 100,000 in the array,
+    # on which ijson grew the worker to ~19 GB) is accepted and rejected by the transform, never parsed; the
+    # other records load.
+    "ndjson-deep-past-head": Loaded(
+        DEEP_AFTER + 2,
+        DEEP_AFTER + 1,
+        1,
+        rejects={DEEP_AFTER + 1: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")},
+    ),
+    "json-deep-past-head": Loaded(
+        DEEP_AFTER + 2,
+        DEEP_AFTER + 1,
+        1,
+        rejects={DEEP_AFTER + 1: reasons("malformed_row", "missing_transaction_id", "missing_transaction_ts")},
     ),
     # PAR1 at the start but no footer at the end: not a Parquet file, the staged object removed.
     "parquet-truncated": Refused(400, "unreadable_file"),

@@ -286,6 +286,24 @@ def ndjson(case: str, n: int, broken_at: int | None = None, blank_before: bool =
     return ("\n".join(lines) + "\n").encode()
 
 
+# Records before the deep one: past the first MiB, which is all the ingest reads of a file.
+DEEP_AFTER = 5000
+
+
+def deep_record(case: str, depth: int = 100_000) -> str:
+    """A sales record with a value nested ``depth`` levels deep, written without recursion."""
+    head = json.dumps(sales_record(case, 0))[:-1]
+    return f'{head}, "x": {"[" * depth}{"]" * depth}}}'
+
+
+def deep_past_head(case: str, *, array: bool, depth: int) -> bytes:
+    """DEEP_AFTER records, one with a value nested ``depth`` deep (record DEEP_AFTER + 1), one more: NDJSON or
+    a JSON array."""
+    records = [json.dumps(sales_record(case, i)) for i in range(1, DEEP_AFTER + 1)]
+    records += [deep_record(case, depth), json.dumps(sales_record(case, DEEP_AFTER + 1))]
+    return ("[" + ",\n".join(records) + "]\n" if array else "\n".join(records) + "\n").encode()
+
+
 def formula_rows(case: str) -> bytes:
     rows = sales_rows(case, 5)
     rows[0][2] = FORMULAS["cmd"]
@@ -451,6 +469,7 @@ def _cases() -> list[HostileFile]:
         c("ragged-rows", lambda: ragged_rows("ragged-rows")),
         c("unbalanced-quote", lambda: unbalanced_quote("unbalanced-quote")),
         c("crlf-mixed-with-lf", lambda: crlf_mixed("crlf-mixed-with-lf")),
+        c("csv-bare-cr", lambda: valid_csv("csv-bare-cr").replace(b"\n", b"\r")),
         c("blank-lines", lambda: blank_lines("blank-lines")),
         c("quoted-newline", lambda: quoted_newline("quoted-newline")),
         # Declared type against content.
@@ -494,6 +513,19 @@ def _cases() -> list[HostileFile]:
             lambda: ndjson("ndjson-blank-line", 30, broken_at=15, blank_before=True),
             "application/x-ndjson",
             "sales.ndjson",
+        ),
+        c("json-deep-first", lambda: f"[{deep_record('json-deep-first')}]".encode(), "application/json", "sales.json"),
+        c(
+            "ndjson-deep-past-head",
+            lambda: deep_past_head("ndjson-deep", array=False, depth=64),
+            "application/x-ndjson",
+            "sales.ndjson",
+        ),
+        c(
+            "json-deep-past-head",
+            lambda: deep_past_head("json-deep", array=True, depth=100_000),
+            "application/json",
+            "sales.json",
         ),
         # Parquet.
         c("parquet-truncated", lambda: truncated_parquet("parquet-truncated"), pq_ct, "sales.parquet"),

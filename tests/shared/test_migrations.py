@@ -23,6 +23,7 @@ TABLES = {
     "ops.batches",
     "ops.batch_events",
     "ops.batch_stages",
+    "ops.batch_idempotency_keys",
     "ops.quality_results",
     "ops.api_keys",
     "ops.audit_log",

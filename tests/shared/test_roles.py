@@ -16,7 +16,12 @@ BATCH = """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_f
 # role -> (statements it must be able to run, statements it must be refused)
 CASES: dict[str, tuple[list[str], list[str]]] = {
     "sdp_ingest": (
-        [BATCH, "SELECT count(*) FROM ops.api_keys", "SELECT count(*) FROM ops.connector_state"],
+        [
+            BATCH,
+            "SELECT count(*) FROM ops.api_keys",
+            "SELECT count(*) FROM ops.connector_state",
+            "SELECT count(*) FROM ops.batch_idempotency_keys",
+        ],
         ["SELECT count(*) FROM staging.sales", "DELETE FROM ops.batches", "SELECT count(*) FROM processed.fact_sales"],
     ),
     "sdp_transform": (

@@ -4,7 +4,9 @@ that is down or crashes mid-upload."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -385,3 +387,102 @@ def test_an_upload_cut_off_by_a_postgresql_crash_is_503_and_the_same_bytes_are_a
         again = httpx.post(f"{url}/v1/datasets/sales/files", content=body, headers=headers, timeout=60)
     assert again.status_code == 202, again.text
     assert [k for k in raw_keys(settings) if again.json()["batch_id"] not in k] == []
+
+
+def nested_customer(tag: str, depth: int) -> dict[str, Any]:
+    """A customers record nested ``depth`` levels deep, the record itself being the first."""
+    value: Any = []
+    for _ in range(depth - 2):
+        value = [value]
+    return {"customer_id": f"C-{tag}", "updated_at": "2025-01-01T00:00:00Z", "x": value}
+
+
+def deep_json(tag: str, depth: int) -> bytes:
+    """A JSON array of one customers record nested ``depth`` levels deep, written without recursion."""
+    head = json.dumps({"customer_id": f"C-{tag}", "updated_at": "2025-01-01T00:00:00Z"})[:-1]
+    return f'[{head}, "x": {"[" * (depth - 1)}{"]" * (depth - 1)}}}]'.encode()
+
+
+@pytest.mark.parametrize(
+    ("form", "depth"),
+    [("json", 100_000), ("ndjson", 100_000), ("multipart-json", 100_000), ("gzip-ndjson", 100_000), ("json", 65)],
+)
+def test_a_first_record_nested_past_the_limit_is_refused(
+    ingest_url: str, client: httpx.Client, settings: PlatformSettings, form: str, depth: int
+) -> None:
+    data = deep_json(f"deep-{form}-{depth}", depth)
+    url = f"{ingest_url}/v1/datasets/customers/files"
+    before = raw_keys(settings)
+    if form == "multipart-json":
+        body = multipart_body("deep", [("file", "c.json", "application/json", data)])
+        response = client.post(url, content=body, headers={"Content-Type": "multipart/form-data; boundary=deep"})
+    elif form == "json":
+        response = client.post(url, content=data, headers={"Content-Type": "application/json"})
+    else:
+        ndjson = data[1:-1] + b"\n"
+        headers = {"Content-Type": "application/x-ndjson"}
+        if form == "gzip-ndjson":
+            ndjson, headers = gzip.compress(ndjson), {**headers, "Content-Encoding": "gzip"}
+        response = client.post(url, content=ndjson, headers=headers)
+    error = assert_error(response, 422, "too_deeply_nested")
+    assert error["details"] == {"max_depth": 64}
+    assert raw_keys(settings) == before
+
+
+def test_a_record_nested_to_the_limit_is_accepted(ingest_url: str, client: httpx.Client) -> None:
+    record = nested_customer(f"limit-{uuid.uuid4().hex[:8]}", 64)
+    response = client.post(
+        f"{ingest_url}/v1/datasets/customers/files",
+        content=json.dumps([record]).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_csv_lines_ending_with_a_bare_cr_are_refused_with_the_reason(
+    ingest_url: str, client: httpx.Client, settings: PlatformSettings, multipart: bool
+) -> None:
+    data = unique_csv(f"bare-cr-{multipart}").replace(b"\n", b"\r")
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    before = raw_keys(settings)
+    if multipart:
+        body = multipart_body("cr", [("file", "mac.csv", "text/csv", data)])
+        response = client.post(url, content=body, headers={"Content-Type": "multipart/form-data; boundary=cr"})
+    else:
+        response = client.post(url, content=data, headers={"Content-Type": "text/csv"})
+    error = assert_error(response, 400, "unreadable_file")
+    assert "bare CR" in error["message"]
+    assert raw_keys(settings) == before
+
+
+def test_an_idempotency_key_first_sent_with_known_bytes_is_bound_to_their_batch(
+    ingest_url: str, client: httpx.Client
+) -> None:
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    key = f"idem-known-{uuid.uuid4().hex}"
+    body_a = unique_csv(f"idem-known-a-{key}")
+    first = client.post(url, content=body_a, headers={"Content-Type": "text/csv"})
+    assert first.status_code == 202, first.text
+    keyed = client.post(url, content=body_a, headers={"Content-Type": "text/csv", "Idempotency-Key": key})
+    assert keyed.status_code == 200 and keyed.json()["batch_id"] == first.json()["batch_id"]
+    other = client.post(
+        url, content=unique_csv(f"idem-known-b-{key}"), headers={"Content-Type": "text/csv", "Idempotency-Key": key}
+    )
+    error = assert_error(other, 409, "idempotency_key_reused")
+    assert error["details"] == {"batch_id": first.json()["batch_id"]}
+
+
+def test_a_second_idempotency_key_of_one_batch_is_bound_too(ingest_url: str, client: httpx.Client) -> None:
+    url = f"{ingest_url}/v1/datasets/sales/files"
+    tag = uuid.uuid4().hex
+    body_a = unique_csv(f"idem-two-a-{tag}")
+    first = client.post(url, content=body_a, headers={"Content-Type": "text/csv", "Idempotency-Key": f"k1-{tag}"})
+    assert first.status_code == 202, first.text
+    second = client.post(url, content=body_a, headers={"Content-Type": "text/csv", "Idempotency-Key": f"k2-{tag}"})
+    assert second.status_code == 200 and second.json()["batch_id"] == first.json()["batch_id"]
+    for key in (f"k1-{tag}", f"k2-{tag}"):
+        other = client.post(
+            url, content=unique_csv(f"idem-two-b-{tag}"), headers={"Content-Type": "text/csv", "Idempotency-Key": key}
+        )
+        assert_error(other, 409, "idempotency_key_reused")
