@@ -56,28 +56,35 @@ async def sql_baseline(database_url: str, source: Path, now: datetime) -> tuple[
         phases: dict[str, float] = {}
         started = time.perf_counter()
         async with conn.transaction():
-            await conn.execute(
-                f"""CREATE TEMP TABLE bench_in (
-                        source_line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2),
-                        {", ".join(f"{c} text" for c in COLUMNS)}) ON COMMIT DROP"""
-            )
-            await conn.copy_to_table(
-                "bench_in", source=source, columns=list(COLUMNS), format="csv", header=True, encoding="utf-8"
-            )
-            phases["copy"] = time.perf_counter() - started
-            await conn.execute(
-                "SELECT set_config('sdp.batch_id', $1, true), set_config('sdp.now', $2, true)",
-                str(batch_id),
-                now.isoformat(),
-            )
-            mark = time.perf_counter()
-            await conn.execute(SQL_SCRIPT.read_text())
-            phases["clean (INSERT … SELECT)"] = time.perf_counter() - mark
+            await clean_with_sql(conn, source, batch_id, now, phases)
             counts = await _counts(conn, batch_id)
         phases["total"] = time.perf_counter() - started
         return phases, counts
     finally:
         await conn.close()
+
+
+async def clean_with_sql(
+    conn: asyncpg.Connection, source: Path, batch_id: uuid.UUID, now: datetime, phases: dict[str, float]
+) -> None:
+    """COPY ``source`` into ``bench_in`` and run the SQL script on it, in the caller's transaction; the
+    phases' seconds go into ``phases``."""
+    started = time.perf_counter()
+    await conn.execute(
+        f"""CREATE TEMP TABLE bench_in (
+                source_line bigint GENERATED ALWAYS AS IDENTITY (START WITH 2),
+                {", ".join(f"{c} text" for c in COLUMNS)}) ON COMMIT DROP"""
+    )
+    await conn.copy_to_table(
+        "bench_in", source=source, columns=list(COLUMNS), format="csv", header=True, encoding="utf-8"
+    )
+    phases["copy"] = time.perf_counter() - started
+    await conn.execute(
+        "SELECT set_config('sdp.batch_id', $1, true), set_config('sdp.now', $2, true)", str(batch_id), now.isoformat()
+    )
+    mark = time.perf_counter()
+    await conn.execute(SQL_SCRIPT.read_text())
+    phases["clean (INSERT … SELECT)"] = time.perf_counter() - mark
 
 
 def spark_stage(

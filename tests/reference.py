@@ -3,11 +3,12 @@
 Deliberately imports nothing from ``shared`` or ``services``: a bug shared by the platform and its
 reference would otherwise go unnoticed.
 
-Rules: a row is rejected when transaction_id or transaction_ts is null, the timestamp is not ISO 8601 or
-more than 5 minutes in the future, quantity is not a positive integer, unit_price is not a non-negative
-decimal, total_amount is not a decimal or differs from quantity*unit_price by more than 0.01, or status /
-payment_method (lower-cased) are outside their sets. Among valid rows the last occurrence of a
-transaction_id wins. KPIs are per UTC date of transaction_ts.
+Rules: a row is rejected when transaction_id or transaction_ts is null, the timestamp is not ISO 8601, not
+in years 1 to 9999 both as written and in UTC (Python's datetime) or more than 5 minutes in the future,
+quantity is not a positive integer, unit_price is not a non-negative decimal, total_amount is not a decimal
+or differs from quantity*unit_price by more than 0.01, or status / payment_method (lower-cased) are outside
+their sets. Among valid rows the last occurrence of a transaction_id wins. KPIs are per UTC date of
+transaction_ts.
 
 Customers and products: the key and updated_at are required, timestamps as for sales (created_at
 optional), a key over 256 characters or another field over 4,096 rejects the row; customers' email is
@@ -78,7 +79,8 @@ class DayKpis:
 
 
 def parse_timestamp(text: str) -> datetime | None:
-    """ISO 8601 date-time to an aware UTC datetime; no offset means UTC; None when unparseable."""
+    """ISO 8601 date-time to an aware UTC datetime; no offset means UTC; None when unparseable or outside
+    years 1 to 9999, as written (ValueError) or in UTC (OverflowError)."""
     match = _TS.fullmatch(text)
     if match is None:
         return None
@@ -92,9 +94,9 @@ def parse_timestamp(text: str) -> datetime | None:
         tz = timezone(-offset if sign == "-" else offset)
     try:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tzinfo=tz)
-    except ValueError:
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(UTC)
 
 
 def _money(text: str) -> Decimal | None:

@@ -35,8 +35,9 @@ WITH cleaned AS (
     OFFSET 0
 ), checked AS (
     SELECT c.*,
-           -- A timestamp's parts are checked before the cast, which would fail the script, not the row.
-           c.ts_text ~ '^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$'
+           -- A timestamp's parts are checked before the cast, which would fail the script, not the row
+           -- (year 0000 as written too: PostgreSQL refuses it).
+           c.ts_text ~ '^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?$'
              AND substr(c.ts_text, 9, 2)::int
                  <= extract(day from make_date(substr(c.ts_text, 1, 4)::int, substr(c.ts_text, 6, 2)::int, 1)
                                      + interval '1 month - 1 day') AS ts_ok,
@@ -47,7 +48,7 @@ WITH cleaned AS (
     OFFSET 0
 ), parsed AS (
     SELECT k.*,
-           CASE WHEN k.ts_ok THEN k.ts_text::timestamptz END AS transaction_ts,
+           CASE WHEN k.ts_ok THEN k.ts_text::timestamptz END AS ts_any,
            CASE WHEN k.qty_ok THEN k.qty_text::int END AS qty,
            CASE WHEN k.price_ok THEN k.price_text::numeric END AS price_wide,
            CASE WHEN k.total_ok THEN k.total_text::numeric END AS total_wide
@@ -55,6 +56,9 @@ WITH cleaned AS (
     OFFSET 0
 ), money AS (
     SELECT p.*,
+           -- Years 1 to 9999 in UTC, as the transform accepts: an offset moves an instant out of them.
+           CASE WHEN p.ts_any BETWEEN '0001-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00'
+                THEN p.ts_any END AS transaction_ts,
            CASE WHEN abs(round(p.price_wide, 2)) < 1e10 THEN round(p.price_wide, 2)::numeric(12, 2) END AS price,
            CASE WHEN abs(round(p.total_wide, 2)) < 1e10 THEN round(p.total_wide, 2)::numeric(12, 2) END AS total_given
     FROM parsed p

@@ -4,9 +4,9 @@ No I/O here and no Python UDFs: every rule is a Spark column expression, so the 
 
 Rules every dataset shares: text is trimmed (spaces, tabs, CR, LF) and an empty field is null; timestamps
 are ISO 8601 (``YYYY-MM-DD[T ]HH:MM[:SS[.f]]``, optional ``Z``/``±HH:MM``/``±HHMM``/``±HH``, none means
-UTC) and at most ``future_skew_seconds`` after ``now``; a record whose field count differs from the
-header's is ``malformed_row``; a key over 256 characters or another field over 4,096 is
-``field_too_long``. A row lists every reason code that applies; a row with none is valid.
+UTC), in years 1 to 9999 both as written and in UTC, and at most ``future_skew_seconds`` after ``now``; a
+record whose field count differs from the header's is ``malformed_row``; a key over 256 characters or another
+field over 4,096 is ``field_too_long``. A row lists every reason code that applies; a row with none is valid.
 
 Customers: ``email`` is lower-cased and must look like an address (one ``@``, a non-empty local part, a
 dot inside the domain, no whitespace); ``state`` and ``country`` are codes, upper-cased; ``is_active``
@@ -25,7 +25,7 @@ import functools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -47,7 +47,8 @@ FIRST_DATA_LINE = 2
 # monotonically_increasing_id() puts the partition index above bit 33 and the row index below it.
 PARTITION_SHIFT = 33
 
-TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$"
+# (?!0000): year 0 as written is outside the accepted range (see EARLIEST_MICROS), though Spark reads it.
+TIMESTAMP_PATTERN = r"^(?!0000)\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$"
 INTEGER_PATTERN = r"^[+-]?\d+$"
 DECIMAL_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 MONEY = "decimal(12,2)"
@@ -58,7 +59,14 @@ WIDE_DECIMAL = "decimal(38,18)"
 MINUTES_WITH_ZONE = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})$"
 # ISO 8601's other offsets, which Spark's cast does not read: ±HHMM (what strftime's %z and many exports
 # write) and ±HH. Groups: date and minutes, seconds (with a fraction), offset hours, offset minutes.
-COMPACT_OFFSET_PATTERN = r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?([+-]\d{2})(\d{2})?$"
+COMPACT_OFFSET_PATTERN = r"^((?!0000)\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?([+-]\d{2})(\d{2})?$"
+# The instants a timestamp may hold: years 1 to 9999 in UTC, the range of Python's datetime, which reads them
+# back. Spark types wider (an offset can move 0001-01-01 into year 0), but PostgreSQL refuses year 0 as text,
+# so such a row would fail its whole batch's COPY.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+EARLIEST_MICROS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+LATEST_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 WHITESPACE = " \t\r\n"
 # A plausible address, checked as a set-based pattern rather than RFC 5322: one @, a non-empty local
 # part, a dot inside the domain, no whitespace.
@@ -193,7 +201,8 @@ def _reason(condition: Column, code: str) -> Rule:
 
 
 def _timestamp(text: Column) -> Column:
-    """ISO 8601 text as an instant; null when it is not one (offset-less text is UTC: the session's zone)."""
+    """ISO 8601 text as an instant; null when it is not one (offset-less text is UTC: the session's zone).
+    The instant may lie outside the accepted range: :func:`_within_range` checks it, a step later."""
     # Only a text of 17 or 22 characters can be minutes with a zone ("…T10:00Z", "…T10:00+02:00"): the
     # length test spares every other row a regular expression.
     short = (F.length(text) == 17) | (F.length(text) == 22)
@@ -213,8 +222,24 @@ def _with_extended_offset(text: Column) -> Column:
     return F.concat(part(1), F.coalesce(part(2), F.lit(":00")), part(3), F.lit(":"), F.coalesce(part(4), F.lit("00")))
 
 
+def _instant(name: str) -> Column:
+    """Timestamp column ``name`` as an instant (:func:`_timestamp` of its cleaned text), in a helper column
+    that :func:`_within_range` reads in a later step."""
+    return _timestamp(_text(name)).alias(f"_instant_{name}")
+
+
+def _within_range(name: str) -> Column:
+    """Timestamp column ``name``: its :func:`_instant`, or null outside years 1 to 9999 in UTC.
+
+    A step after the parsing, as it reads the instant twice: Spark keeps a column used twice in its own
+    projection rather than parse the text twice.
+    """
+    instant = F.col(f"_instant_{name}")
+    return F.when(F.unix_micros(instant).between(EARLIEST_MICROS, LATEST_MICROS), instant).alias(name)
+
+
 def _timestamp_reasons(name: str, *, required: bool) -> list[Rule]:
-    """missing_/invalid_<name> for a column typed by :func:`_timestamp` from its cleaned text."""
+    """missing_/invalid_<name> for a column typed by :func:`_instant` and :func:`_within_range`."""
     invalid = _reason(_text(name).isNotNull() & F.col(name).isNull(), f"invalid_{name}")
     return [_reason(_text(name).isNull(), f"missing_{name}"), invalid] if required else [invalid]
 
@@ -357,7 +382,7 @@ def sales_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
     c = F.col
     parsed = [
         _text("transaction_id").alias("transaction_id"),
-        _timestamp(_text("transaction_ts")).alias("transaction_ts"),
+        _instant("transaction_ts"),
         _text("customer_id").alias("customer_id"),
         _text("product_id").alias("product_id"),
         F.when(_text("quantity").rlike(INTEGER_PATTERN), _text("quantity").try_cast("int")).alias("quantity"),
@@ -367,7 +392,11 @@ def sales_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
         F.lower(_text("status")).alias("status"),
     ]
     # try_cast: an amount too large for numeric(12,2) rejects its row instead of failing the batch.
-    cents = [c("_price_wide").try_cast(MONEY).alias("unit_price"), c("_total_wide").try_cast(MONEY).alias("_total")]
+    cents = [
+        c("_price_wide").try_cast(MONEY).alias("unit_price"),
+        c("_total_wide").try_cast(MONEY).alias("_total"),
+        _within_range("transaction_ts"),
+    ]
     derived = [(c("quantity") * c("unit_price")).try_cast(MONEY).alias("_derived_total")]
     total = [F.coalesce(c("_total"), c("_derived_total")).alias("total_amount")]
     reasons = [
@@ -411,7 +440,7 @@ def customers_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
         F.upper(_text("state")).alias("state"),
         F.upper(_text("country")).alias("country"),
         is_active.alias("is_active"),
-        _timestamp(_text("updated_at")).alias("updated_at"),
+        _instant("updated_at"),
     ]
     reasons = [
         _reason(c("customer_id").isNull(), "missing_customer_id"),
@@ -420,7 +449,7 @@ def customers_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
         _reason(c("email").isNotNull() & ~c("email").rlike(EMAIL_PATTERN), "invalid_email"),
         _reason(_text("is_active").isNotNull() & c("is_active").isNull(), "invalid_is_active"),
     ]
-    return _typing(raw, Dataset.customers, [parsed], reasons, rules)
+    return _typing(raw, Dataset.customers, [parsed, [_within_range("updated_at")]], reasons, rules)
 
 
 def products_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
@@ -429,16 +458,17 @@ def products_typing(raw: DataFrame, rules: CleaningRules) -> Typing:
         _text("product_id").alias("product_id"),
         _text("product_name").alias("product_name"),
         _text("category").alias("category"),
-        _timestamp(_text("created_at")).alias("created_at"),
-        _timestamp(_text("updated_at")).alias("updated_at"),
+        _instant("created_at"),
+        _instant("updated_at"),
     ]
+    ranged = [_within_range("created_at"), _within_range("updated_at")]
     reasons = [
         _reason(F.col("product_id").isNull(), "missing_product_id"),
         *_timestamp_reasons("updated_at", required=True),
         *_timestamp_reasons("created_at", required=False),
         _future("updated_at", "created_at"),
     ]
-    return _typing(raw, Dataset.products, [parsed], reasons, rules)
+    return _typing(raw, Dataset.products, [parsed, ranged], reasons, rules)
 
 
 def deduplicate_latest(valid: DataFrame, key: tuple[str, ...], columns: tuple[str, ...]) -> DataFrame:

@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -122,6 +123,14 @@ def no_carriage_returns(db: Db, batch_id: uuid.UUID) -> None:
     assert len(raw_values(db, batch_id, "transaction_id")) == 20
 
 
+def year_one_loaded(db: Db, batch_id: uuid.UUID) -> None:
+    first_instant = datetime(1, 1, 1, tzinfo=UTC)
+    assert staged_values(db, batch_id, "transaction_ts")[tx_id("timestamps-at-year-edges", 13)] == first_instant
+    assert [r["full_date"] for r in db("SELECT full_date FROM processed.dim_date WHERE date_key = 10101")] == [
+        first_instant.date()
+    ]
+
+
 # --- what each case must do -------------------------------------------------------------------------------------
 
 EXPECTED: dict[str, Expectation] = {
@@ -217,6 +226,15 @@ EXPECTED: dict[str, Expectation] = {
         "quarantined",
         "not_null.raw.transaction_ts",
         rejects={6: reasons("missing_transaction_ts"), 16: reasons("missing_transaction_ts")},
+    ),
+    # Year 0 or 10000 in UTC (an offset moves 0001-01-01 or 9999-12-31 there) is no timestamp the platform holds:
+    # those rows are rejected, not a COPY failing the batch; the first instant of year 1 loads, calendar day too.
+    "timestamps-at-year-edges": Loaded(
+        30,
+        28,
+        2,
+        rejects={8: reasons("invalid_transaction_ts"), 20: reasons("invalid_transaction_ts")},
+        check=year_one_loaded,
     ),
     # Rows with fewer or more fields than the header are malformed: rejected, never loaded shifted or cut.
     "ragged-rows": Loaded(30, 28, 2, rejects={10: None, 20: None}),

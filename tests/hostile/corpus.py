@@ -344,6 +344,16 @@ def missing_timestamps(case: str) -> bytes:
     return csv_bytes(rows)
 
 
+def timestamps_at_year_edges(case: str) -> bytes:
+    """30 rows; transaction_ts is year 0 in UTC on file line 8 and year 10000 on line 20, the first instant of
+    year 1 in UTC on line 14 (all three plausible ISO 8601 text)."""
+    rows = sales_rows(case, 30)
+    rows[6][1] = "0001-01-01T00:00:00+14:00"
+    rows[12][1] = "0001-01-01T14:00:00+14:00"
+    rows[18][1] = "9999-12-31T23:59:59-14:00"
+    return csv_bytes(rows)
+
+
 def ten_mb_field(case: str, column: str) -> bytes:
     """3 rows; row 2 (file line 3) holds a 10 MiB value in ``column`` (``memo``: an extra column)."""
     header = [*SALES_COLUMNS, "memo"] if column == "memo" else list(SALES_COLUMNS)
@@ -465,6 +475,7 @@ def _cases() -> list[HostileFile]:
         c("nul-at-row-start", lambda: nul_row_start("nul-at-row-start")),
         c("all-rows-invalid", lambda: invalid_quantities("all-rows-invalid")),
         c("required-column-nulls", lambda: missing_timestamps("required-column-nulls")),
+        c("timestamps-at-year-edges", lambda: timestamps_at_year_edges("timestamps-at-year-edges")),
         # CSV structure.
         c("ragged-rows", lambda: ragged_rows("ragged-rows")),
         c("unbalanced-quote", lambda: unbalanced_quote("unbalanced-quote")),

@@ -142,11 +142,16 @@ REASON_CASES: dict[tuple[Dataset, str], tuple[list[Overrides], list[Overrides]]]
             {"updated_at": "2024-01-01"},
             {"updated_at": "2024-02-30T10:00:00Z"},
             {"updated_at": "01/05/2024 10:00"},
+            # year 0 or 10000 in UTC, year 0 as written
+            {"updated_at": "0001-01-01T00:00:00+14:00"},
+            {"updated_at": "9999-12-31T23:59:59-1400"},
+            {"updated_at": "0000-12-31T23:00:00-14:00"},
         ],
         [
             {"updated_at": "2024-01-01 10:00"},
             {"updated_at": "2024-02-29T23:59:59.999+01:00"},
             {"updated_at": "2024-05-01T10:00Z"},
+            {"updated_at": "0001-01-01T14:00:00+14:00"},
         ],
     ),
     (Dataset.customers, "future_timestamp"): (
@@ -213,8 +218,15 @@ REASON_CASES: dict[tuple[Dataset, str], tuple[list[Overrides], list[Overrides]]]
         [],
     ),
     (Dataset.products, "invalid_updated_at"): (
-        [{"updated_at": "not-a-date"}, {"updated_at": "2024-05-01T25:00:00Z"}, {"updated_at": "2024-05-01"}],
         [
+            {"updated_at": "not-a-date"},
+            {"updated_at": "2024-05-01T25:00:00Z"},
+            {"updated_at": "2024-05-01"},
+            {"updated_at": "0001-01-01T10:00+14"},
+            {"updated_at": "9999-12-31T23:00-03:00"},
+        ],
+        [
+            {"updated_at": "0001-01-01 00:00:00"},
             {"updated_at": "2024-05-01 10:00:00"},
             {"updated_at": "2024-05-01T13:00+03:00"},
             {"updated_at": "2024-05-01T13:00:00+0300"},
@@ -222,8 +234,19 @@ REASON_CASES: dict[tuple[Dataset, str], tuple[list[Overrides], list[Overrides]]]
         ],
     ),
     (Dataset.products, "invalid_created_at"): (
-        [{"created_at": "not-a-date"}, {"created_at": "2023-02-29T00:00:00Z"}, {"created_at": "2023"}],
-        [{"created_at": None}, {"created_at": ""}, {"created_at": "2023-02-28 00:00"}],
+        [
+            {"created_at": "not-a-date"},
+            {"created_at": "2023-02-29T00:00:00Z"},
+            {"created_at": "2023"},
+            {"created_at": "0001-01-01T00:00:00+14:00"},
+            {"created_at": "9999-12-31T23:59:59-14:00"},
+        ],
+        [
+            {"created_at": None},
+            {"created_at": ""},
+            {"created_at": "2023-02-28 00:00"},
+            {"created_at": "0001-01-01T00:00:00-01:00"},
+        ],
     ),
     (Dataset.products, "future_timestamp"): (
         [
@@ -555,21 +578,21 @@ def test_run_job_stages_a_generated_dirty_file(spark: SparkSession, tmp_path: Pa
 
 # --------------------------------------------------------------------- a property over dirty files
 
-# Valid instants, few enough that (key, updated_at) pairs repeat, often in another spelling.
-INSTANTS = [datetime(2024, 1, 1, 10, 0, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC), NOW]
+# Valid instants, few enough that (key, updated_at) pairs repeat, often in another spelling; one early in year 1,
+# close to the first instant accepted (PySpark collects nothing within a day of it: see test_transforms.YEAR_ONE).
+INSTANTS = [
+    datetime(2024, 1, 1, 10, 0, tzinfo=UTC),
+    datetime(2024, 3, 1, tzinfo=UTC),
+    NOW,
+    datetime(1, 1, 2, 12, tzinfo=UTC),
+]
 
 
 def spellings(instant: datetime) -> st.SearchStrategy[str]:
-    west = instant.astimezone(timezone(timedelta(hours=-3)))
-    return st.sampled_from(
-        [
-            f"{instant:%Y-%m-%dT%H:%M:%S}Z",
-            f"{instant:%Y-%m-%dT%H:%M:%S}",
-            f"{instant:%Y-%m-%d %H:%M:%S}",
-            f"{instant:%Y-%m-%dT%H:%M}Z",
-            f"{west:%Y-%m-%dT%H:%M:%S}-03:00",
-        ]
-    )
+    # isoformat, not strftime: %Y does not pad a year below 1000 to four digits
+    utc_text = instant.replace(tzinfo=None).isoformat(timespec="seconds")
+    west = instant.astimezone(timezone(timedelta(hours=-3))).replace(tzinfo=None).isoformat(timespec="seconds")
+    return st.sampled_from([f"{utc_text}Z", utc_text, utc_text.replace("T", " "), f"{utc_text[:16]}Z", f"{west}-03:00"])
 
 
 def padded(values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -596,7 +619,14 @@ BAD_CUSTOMER_VALUES: dict[str, list[str]] = {
     "customer_id": ["", "  "],
     "email": ["ana", "ana@example", "a b@c.com", "ana@@example.com"],
     "is_active": ["maybe", "2"],
-    "updated_at": ["", "yesterday", "2024-02-30T00:00:00Z", "2024-06-02T00:00:00Z"],
+    "updated_at": [
+        "",
+        "yesterday",
+        "2024-02-30T00:00:00Z",
+        "2024-06-02T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+    ],
 }
 
 

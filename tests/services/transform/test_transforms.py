@@ -111,12 +111,22 @@ REASON_CASES: dict[str, tuple[list[dict[str, str | None]], list[dict[str, str | 
             {"transaction_ts": "2024-02-30T10:00:00Z"},
             {"transaction_ts": "2024-01-01T25:00:00Z"},
             {"transaction_ts": "01/05/2024 10:00"},
+            # outside years 1 to 9999: in UTC (year 0 or 10000), or as written
+            {"transaction_ts": "0001-01-01T00:00:00+14:00"},
+            {"transaction_ts": "0001-01-01T13:59:59.999999+14:00"},
+            {"transaction_ts": "0001-01-01T00:00+0100"},
+            {"transaction_ts": "0000-12-31T23:00:00-14:00"},
+            {"transaction_ts": "9999-12-31T23:59:59-14:00"},
+            {"transaction_ts": "9999-12-31T10:00-14"},
         ],
         [
             {"transaction_ts": "2024-01-01 10:00"},
             {"transaction_ts": "2024-02-29T23:59:59.999+01:00"},
             {"transaction_ts": "2024-02-29T23:59:59.999+0100"},
             {"transaction_ts": "2024-02-29T23:59+01"},
+            {"transaction_ts": "0001-01-01T14:00:00+14:00"},
+            {"transaction_ts": "0001-01-01T00:00:00Z"},
+            {"transaction_ts": "0001-01-01T00:00:00-14:00"},
         ],
     ),
     "future_timestamp": (
@@ -125,6 +135,8 @@ REASON_CASES: dict[str, tuple[list[dict[str, str | None]], list[dict[str, str | 
             {"transaction_ts": "2024-06-01T12:05:00.000001Z"},
             {"transaction_ts": "2024-06-01T15:10:00+03:00"},
             {"transaction_ts": "2030-01-01T00:00:00Z"},
+            # the last instant of year 9999 in UTC is a timestamp, and in the future
+            {"transaction_ts": "9999-12-31T09:59:59.999999-14:00"},
         ],
         [
             {"transaction_ts": "2024-06-01T12:04:00Z"},
@@ -573,11 +585,17 @@ FIXED_NOW = NOW
 HEADER = list(COLUMNS)
 IDS = [f"T{i}" for i in range(1, 8)]
 OFFSETS_MINUTES = [-300, -180, -30, 0, 60, 180, 330, 840]
+# Noon of 2 January of year 1 in UTC: close to the first instant accepted, yet far enough from it for PySpark
+# to collect (its datetime.fromtimestamp looks a day back for the local zone's fold).
+YEAR_ONE = ["0001-01-02T12:00:00Z", "0001-01-03T02:00:00+14:00", "0001-01-02T00:00-1200", "0001-01-02 12:00"]
 
 
 @st.composite
 def timestamps(draw: st.DrawFn) -> str:
-    """Valid ISO 8601 text in several shapes, up to 10 minutes after FIXED_NOW (so some are future)."""
+    """Valid ISO 8601 text in several shapes, up to 10 minutes after FIXED_NOW (so some are future), now and
+    then early in year 1."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from(YEAR_ONE))
     instant = draw(
         st.datetimes(min_value=datetime(2023, 1, 1), max_value=datetime(2024, 6, 1, 12, 10), timezones=st.just(UTC))
     )
@@ -638,6 +656,9 @@ BAD_VALUES: dict[str, list[str]] = {
         "2024-01-01",
         "2024-02-30T10:00:00Z",
         "2030-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "0000-12-31T23:00:00-14:00",
+        "9999-12-31T23:59:59-14:00",
     ],
     "quantity": ["abc", "1.5", "0", "-2"],
     "unit_price": ["12,50", "abc", "-1.00"],
