@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -34,9 +35,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as exc:
         # Accepting files does not need the broker: the outbox holds events until it is back.
         log.warning("ingest.broker_unavailable", error=str(exc))
+    upload_pool = ThreadPoolExecutor(settings.ingest_upload_threads, thread_name_prefix="ingest-upload")
     app.state.engine = engine
-    app.state.service = IngestService(settings, engine, store, bus)
+    app.state.service = IngestService(settings, engine, store, bus, upload_pool)
     yield
+    upload_pool.shutdown(wait=True, cancel_futures=True)
     bus.close()
     await engine.dispose()
 

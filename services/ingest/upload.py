@@ -1,21 +1,26 @@
-"""Streaming an upload into the object store: async chunks in, a sync store writer in a thread.
+"""Streaming an upload into the object store: the event loop receives, a bounded pool checks and writes.
 
 The first chunks are read ahead (so a file that does not match the contract is refused before anything
-is stored) and the rest flows through a small bounded queue: memory stays flat.
+is stored). Then each piece of about a MiB that has arrived is checked (size, sha256, content) in one pool
+task and written in another; the write of a piece, the check of the next and the receipt of the one after
+overlap. A thread is taken only for bytes that are there: a client that sends slowly holds none while it
+idles, and memory stays flat (three pieces at most).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import queue
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
-from shared.objectstore import ObjectStore, StoredObject, StreamObserver
+from shared.http import ApiError
+from shared.objectstore import ObjectStore, ObjectWriter, StoredObject, StreamObserver
 
-QUEUE_DEPTH = 8
-PUT_TIMEOUT_SECONDS = 0.5
 COALESCE_BYTES = 1024 * 1024
+
+T = TypeVar("T")
 
 
 async def coalesce(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
@@ -45,8 +50,36 @@ async def read_head(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-class UploadAborted(Exception):
-    """The request ended before its body did; the writer discards what it had."""
+async def idle_bounded(chunks: AsyncIterator[bytes], idle_seconds: float) -> AsyncIterator[bytes]:
+    """``chunks``, cut with 408 ``body_timeout`` once none has arrived for ``idle_seconds``."""
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "body_timeout",
+                f"no byte of the request body arrived for {idle_seconds:g} s",
+                {"idle_timeout_seconds": idle_seconds},
+                # The rest of the body may still come: the connection cannot carry another request.
+                headers={"Connection": "close"},
+            ) from None
+        yield chunk
+
+
+async def _pieces(head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    yield [head]
+    async for piece in coalesce(chunks, COALESCE_BYTES):
+        yield piece
+
+
+async def _discard(writer: ObjectWriter, in_flight: list[asyncio.Future[Any]], pool: Executor) -> None:
+    """Abort the write once the pool is done with its pieces (their errors were raised or are moot)."""
+    await asyncio.gather(*in_flight, return_exceptions=True)
+    await asyncio.get_running_loop().run_in_executor(pool, writer.abort)
 
 
 async def store_stream(
@@ -58,53 +91,46 @@ async def store_stream(
     head: bytes,
     content_type: str,
     max_bytes: int,
+    pool: Executor,
     observer: StreamObserver | None = None,
 ) -> StoredObject:
-    """Write ``head`` then the rest of ``chunks`` to the store; the writer runs in a worker thread.
+    """Write ``head`` then the rest of ``chunks`` to the store, each piece in ``pool`` once it has arrived.
 
-    If reading the request fails, the writer is told to abort, so no partial object is left.
+    If reading the request fails (or the store refuses a piece), the write is aborted: no partial object.
     """
-    pipe: queue.Queue[list[bytes] | UploadAborted | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-
-    def drain() -> Iterator[bytes]:
-        while (item := pipe.get()) is not None:
-            if isinstance(item, UploadAborted):
-                raise item
-            yield from item
-
     loop = asyncio.get_running_loop()
-    writer = loop.run_in_executor(
-        None,
-        lambda: store.put_stream(
-            bucket, key, drain(), content_type=content_type, max_bytes=max_bytes, observer=observer
-        ),
+
+    def start(call: Callable[[], T]) -> asyncio.Future[T]:
+        return loop.run_in_executor(pool, call)
+
+    writer = await start(
+        functools.partial(
+            store.open_writer, bucket, key, content_type=content_type, max_bytes=max_bytes, observer=observer
+        )
     )
-
-    async def send(item: list[bytes] | UploadAborted | None) -> bool:
-        """Hand an item to the writer; False once the writer has stopped (it failed or refused)."""
-        while not writer.done():
-            try:
-                # Room in the queue: no thread hand-off. Full: wait for room in a thread, not on the loop.
-                pipe.put_nowait(item)
-                return True
-            except queue.Full:
-                pass
-            try:
-                await asyncio.to_thread(pipe.put, item, True, PUT_TIMEOUT_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
-
+    checking: asyncio.Future[None] | None = None
+    writing: asyncio.Future[None] | None = None
+    committing: asyncio.Future[StoredObject] | None = None
+    last: list[bytes] = []
     try:
-        if await send([head]):
-            async for piece in coalesce(chunks, COALESCE_BYTES):
-                if not await send(piece):
-                    break
-            await send(None)
+        # Shielded waits: a cancelled request must not abandon a pool task still using the writer.
+        async for piece in _pieces(head, chunks):
+            if checking is not None:
+                await asyncio.shield(checking)
+                if writing is not None:
+                    await asyncio.shield(writing)
+                writing = start(functools.partial(writer.write, last))
+            checking = start(functools.partial(writer.check, piece))
+            last = piece
+        if checking is not None:
+            await asyncio.shield(checking)
+            if writing is not None:
+                await asyncio.shield(writing)
+            writing = start(functools.partial(writer.write, last))
+            await asyncio.shield(writing)
+        committing = start(writer.commit)
+        return await asyncio.shield(committing)
     except BaseException:
-        await send(UploadAborted("the request body ended early"))
-        with contextlib.suppress(Exception):
-            await writer
+        in_flight: list[asyncio.Future[Any]] = [f for f in (checking, writing, committing) if f is not None]
+        await asyncio.shield(_discard(writer, in_flight, pool))
         raise
-    return await writer
