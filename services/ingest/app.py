@@ -1,4 +1,9 @@
-"""The ingest HTTP service. Start: ``uvicorn services.ingest.app:create_app --factory --port 8001``."""
+"""The ingest HTTP service. Start: ``uvicorn services.ingest.app:create_app --factory --port 8001``.
+
+uvicorn (0.55) has no timeout for reading a request's headers: a client slow to send them holds a socket
+and a parser, but no task, thread or database connection, which the app takes only once they are complete.
+The body is bounded here: ``SDP_INGEST_BODY_IDLE_TIMEOUT_SECONDS``.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.service = IngestService(settings, engine, store, bus, upload_pool)
     yield
-    upload_pool.shutdown(wait=True, cancel_futures=True)
+    upload_pool.shutdown()
     bus.close()
     await engine.dispose()
 

@@ -1,9 +1,10 @@
 """Streaming an upload into the object store: the event loop receives, a bounded pool checks and writes.
 
 The first chunks are read ahead (so a file that does not match the contract is refused before anything
-is stored). Then each piece of about a MiB that has arrived is checked (size, sha256, content) in one pool
-task and written in another: receiving, checking and writing overlap as they did with a thread each, but
-a thread is taken only for bytes that are there, so a client that sends slowly holds none while it idles.
+is stored). Then each piece of about a MiB that has arrived is checked (size, sha256, content), then
+written, by tasks of a bounded pool that run only while pieces are queued: receiving, checking and writing
+overlap as they did with a thread each, but a thread is taken only for bytes that are there, so a client
+that sends slowly holds none while it idles.
 Memory stays flat: at most ``MAX_PIECES`` pieces wait to be written.
 """
 
