@@ -2,6 +2,8 @@
 
 Writes stream: bytes go to the backend chunk by chunk while a sha256 is computed, so memory stays flat
 whatever the object's size. A write that fails (or crosses ``max_bytes``) leaves no partial object.
+``put_stream`` pulls an iterator; ``open_writer`` is pushed pieces as they arrive, so a caller whose source
+is slow (an HTTP client) holds no thread between them.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.error import S3Error
 
 from shared.settings import PlatformSettings
@@ -38,6 +41,8 @@ SYNC_EVERY = 64 * 1024 * 1024
 DIRECT_BLOCK = 2 * 1024 * 1024
 DIRECT_ALIGN = 4096
 S3_PART_SIZE = 16 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 class ObjectStoreError(Exception):
@@ -70,67 +75,61 @@ class StreamObserver(Protocol):
     def close(self) -> None: ...
 
 
-class _HashingReader(io.RawIOBase):
-    """A file-like view over an iterator of chunks that hashes and counts what passes through."""
+class _Sink(ABC):
+    """Where a backend puts an object's bytes while it is written; nothing is visible before ``commit``."""
 
-    def __init__(self, chunks: Iterable[bytes], max_bytes: int | None, observer: StreamObserver | None) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._pending = b""
+    @abstractmethod
+    def write(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard what was written (also after a failed ``commit``)."""
+
+
+class ObjectWriter:
+    """An object written piece by piece as its bytes arrive: each call does the work of the piece it is
+    given and returns, so no thread waits on the source between pieces.
+
+    ``check`` (the size limit, the sha256, the observer) and ``write`` must each see every piece in order,
+    one call at a time; the ``write`` of one piece may run while the next is checked. ``commit`` makes the
+    object visible; ``abort`` leaves nothing, and runs while no other call does.
+    """
+
+    def __init__(
+        self, bucket: str, key: str, sink: _Sink, max_bytes: int | None, observer: StreamObserver | None
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self._sink = sink
         self._max = max_bytes
         self._observer = observer
-        self._closed_observer = False
-        self.size = 0
-        self.digest = hashlib.sha256()
+        self._size = 0
+        self._digest = hashlib.sha256()
 
-    def readable(self) -> bool:
-        return True
-
-    def _next_chunk(self) -> bytes:
-        for chunk in self._chunks:
-            if not chunk:
-                continue
-            self.size += len(chunk)
-            if self._max is not None and self.size > self._max:
+    def check(self, piece: Iterable[bytes]) -> None:
+        for chunk in piece:
+            self._size += len(chunk)
+            if self._max is not None and self._size > self._max:
                 raise ObjectTooLarge(self._max)
-            self.digest.update(chunk)
-            if self._observer is not None:
+            self._digest.update(chunk)
+            if self._observer is not None and chunk:
                 self._observer.feed(chunk)
-            return chunk
-        if self._observer is not None and not self._closed_observer:
-            self._closed_observer = True
+
+    def write(self, piece: Iterable[bytes]) -> None:
+        for chunk in piece:
+            self._sink.write(chunk)
+
+    def commit(self) -> StoredObject:
+        if self._observer is not None:
             self._observer.close()
-        return b""
+        self._sink.commit()
+        return StoredObject(self.bucket, self.key, self._size, self._digest.hexdigest())
 
-    def chunks(self) -> Iterator[bytes]:
-        """The stream as it comes, hashed and checked on the way (no re-buffering)."""
-        if self._pending:
-            pending, self._pending = self._pending, b""
-            yield pending
-        yield from iter(self._next_chunk, b"")
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return b"".join(self.chunks())
-        parts = [self._pending] if self._pending else []
-        have = len(self._pending)
-        while have < size:
-            chunk = self._next_chunk()
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        self._pending = b""
-        if have > size:
-            # Only the last chunk is cut: slicing the joined part would copy all of it twice more.
-            last = parts[-1]
-            cut = len(last) - (have - size)
-            parts[-1], self._pending = last[:cut], last[cut:]
-        return b"".join(parts)
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def abort(self) -> None:
+        self._sink.abort()
 
 
 class ObjectStore(ABC):
@@ -140,7 +139,7 @@ class ObjectStore(ABC):
     def ensure_buckets(self, buckets: Iterable[str]) -> None: ...
 
     @abstractmethod
-    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None: ...
+    def _open_sink(self, bucket: str, key: str, content_type: str) -> _Sink: ...
 
     @abstractmethod
     def download(self, bucket: str, key: str, path: Path) -> None:
@@ -166,6 +165,17 @@ class ObjectStore(ABC):
     @abstractmethod
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]: ...
 
+    def open_writer(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str = "application/octet-stream",
+        max_bytes: int | None = None,
+        observer: StreamObserver | None = None,
+    ) -> ObjectWriter:
+        return ObjectWriter(bucket, key, self._open_sink(bucket, key, content_type), max_bytes, observer)
+
     def put_stream(
         self,
         bucket: str,
@@ -176,9 +186,21 @@ class ObjectStore(ABC):
         max_bytes: int | None = None,
         observer: StreamObserver | None = None,
     ) -> StoredObject:
-        reader = _HashingReader(chunks, max_bytes, observer)
-        self._write(bucket, key, reader, content_type)
-        return StoredObject(bucket, key, reader.size, reader.digest.hexdigest())
+        """Write ``chunks``: checked in this thread, written in a second one (``write_overlapped``)."""
+        writer = self.open_writer(bucket, key, content_type=content_type, max_bytes=max_bytes, observer=observer)
+
+        def checked() -> Iterator[list[bytes]]:
+            for chunk in chunks:
+                piece = [chunk]
+                writer.check(piece)
+                yield piece
+
+        try:
+            write_overlapped(checked(), writer.write)
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
 
     def put_file(
         self, bucket: str, key: str, path: Path, *, content_type: str = "application/octet-stream"
@@ -299,10 +321,10 @@ class DirectFile:
             data = data[written:]
 
 
-def write_overlapped(chunks: Iterator[bytes], write: Callable[[bytes], object]) -> None:
+def write_overlapped(chunks: Iterator[T], write: Callable[[T], object]) -> None:
     """Call ``write`` for each of ``chunks`` from a second thread, so that hashing the next chunk and
     writing this one overlap (both release the GIL on large buffers)."""
-    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_AHEAD)
+    pending: queue.Queue[T | None] = queue.Queue(maxsize=WRITE_AHEAD)
     failure: list[BaseException] = []
 
     def drain() -> None:
@@ -336,6 +358,39 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+class _LocalSink(_Sink):
+    """A temp file beside the target, written with O_DIRECT where the filesystem allows, renamed into place."""
+
+    def __init__(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        self._target = target
+        self._tmp = Path(tmp_name)
+        self._out = os.fdopen(fd, "wb")
+        self._direct = DirectFile.open(fd)
+        self._file: DirectFile | SyncedFile = self._direct or SyncedFile(self._out)
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def commit(self) -> None:
+        self._file.finish()
+        # Durable before it is acknowledged: a 202 must survive a power cut.
+        os.fsync(self._out.fileno())
+        self._close()
+        os.replace(self._tmp, self._target)
+        _fsync_directory(self._target.parent)
+
+    def abort(self) -> None:
+        self._close()
+        self._tmp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+        self._out.close()
+
+
 class LocalObjectStore(ObjectStore):
     """Buckets as directories under a root; writes land in a temp file and are renamed into place."""
 
@@ -352,27 +407,8 @@ class LocalObjectStore(ObjectStore):
         for bucket in buckets:
             (self.root / bucket).mkdir(parents=True, exist_ok=True)
 
-    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None:
-        target = self._path(bucket, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                direct = DirectFile.open(fd)
-                sink = direct or SyncedFile(out)
-                try:
-                    write_overlapped(reader.chunks(), sink.write)
-                    sink.finish()
-                finally:
-                    if direct is not None:
-                        direct.close()
-                # Durable before it is acknowledged: a 202 must survive a power cut.
-                os.fsync(fd)
-            os.replace(tmp_name, target)
-            _fsync_directory(target.parent)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+    def _open_sink(self, bucket: str, key: str, content_type: str) -> _Sink:
+        return _LocalSink(self._path(bucket, key))
 
     def download(self, bucket: str, key: str, path: Path) -> None:
         source = self._path(bucket, key)
@@ -414,6 +450,55 @@ class LocalObjectStore(ObjectStore):
         return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".incoming-"))
 
 
+class _S3Sink(_Sink):
+    """A multipart upload, a part sent each time ``S3_PART_SIZE`` bytes have come; a smaller object is one
+    plain PUT at commit. The SDK's part calls are private: its public ``put_object`` pulls from a reader,
+    which would hold a thread waiting on the source."""
+
+    def __init__(self, client: Minio, bucket: str, key: str, content_type: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[Part] = []
+
+    def write(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= S3_PART_SIZE:
+            self._send_part()
+
+    def _send_part(self) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._client._create_multipart_upload(
+                self._bucket, self._key, {"Content-Type": self._content_type}
+            )
+        number = len(self._parts) + 1
+        etag = self._client._upload_part(self._bucket, self._key, bytes(self._buffer), None, self._upload_id, number)
+        self._parts.append(Part(number, etag))
+        self._buffer.clear()
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            self._client.put_object(
+                bucket_name=self._bucket,
+                object_name=self._key,
+                data=io.BytesIO(self._buffer),
+                length=len(self._buffer),
+                content_type=self._content_type,
+            )
+            return
+        if self._buffer:
+            self._send_part()
+        self._client._complete_multipart_upload(self._bucket, self._key, self._upload_id, self._parts)
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is not None:
+            self._client._abort_multipart_upload(self._bucket, self._key, self._upload_id)
+
+
 class S3ObjectStore(ObjectStore):
     """S3 (MinIO in production) through the minio SDK; large writes go up as multipart uploads."""
 
@@ -425,16 +510,8 @@ class S3ObjectStore(ObjectStore):
             if not self.client.bucket_exists(bucket_name=bucket):
                 self.client.make_bucket(bucket_name=bucket)
 
-    def _write(self, bucket: str, key: str, reader: _HashingReader, content_type: str) -> None:
-        buffered = io.BufferedReader(reader, CHUNK_SIZE)
-        self.client.put_object(
-            bucket_name=bucket,
-            object_name=key,
-            data=buffered,
-            length=-1,
-            part_size=S3_PART_SIZE,
-            content_type=content_type,
-        )
+    def _open_sink(self, bucket: str, key: str, content_type: str) -> _Sink:
+        return _S3Sink(self.client, bucket, key, content_type)
 
     def download(self, bucket: str, key: str, path: Path) -> None:
         try:

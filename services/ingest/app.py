@@ -1,9 +1,15 @@
-"""The ingest HTTP service. Start: ``uvicorn services.ingest.app:create_app --factory --port 8001``."""
+"""The ingest HTTP service. Start: ``uvicorn services.ingest.app:create_app --factory --port 8001``.
+
+uvicorn (0.55) has no timeout for reading a request's headers: a client slow to send them holds a socket
+and a parser, but no task, thread or database connection, which the app takes only once they are complete.
+The body is bounded here: ``SDP_INGEST_BODY_IDLE_TIMEOUT_SECONDS``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -34,9 +40,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except Exception as exc:
         # Accepting files does not need the broker: the outbox holds events until it is back.
         log.warning("ingest.broker_unavailable", error=str(exc))
+    upload_pool = ThreadPoolExecutor(settings.ingest_upload_threads, thread_name_prefix="ingest-upload")
     app.state.engine = engine
-    app.state.service = IngestService(settings, engine, store, bus)
+    app.state.service = IngestService(settings, engine, store, bus, upload_pool)
     yield
+    upload_pool.shutdown()
     bus.close()
     await engine.dispose()
 

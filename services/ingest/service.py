@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -147,11 +148,15 @@ def check_contract(dataset: Dataset, header: Header) -> None:
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, engine: AsyncEngine, store: ObjectStore, bus: EventBus) -> None:
+    def __init__(
+        self, settings: IngestSettings, engine: AsyncEngine, store: ObjectStore, bus: EventBus, upload_pool: Executor
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
         self.bus = bus
+        # Uploads' pieces only: other blocking calls keep the default executor, so neither waits on the other.
+        self.upload_pool = upload_pool
 
     async def accept(self, upload: Upload) -> Accepted:
         started_at = datetime.now(UTC)
@@ -183,6 +188,7 @@ class IngestService:
                 head=head,
                 content_type=upload.content_type or "application/octet-stream",
                 max_bytes=self.settings.ingest_max_upload_bytes,
+                pool=self.upload_pool,
                 observer=observer,
             )
         except ObjectTooLarge as exc:

@@ -51,6 +51,11 @@ class IngestSettings(PlatformSettings):
     # A JSON or NDJSON file whose first record nests deeper is refused (422 too_deeply_nested); the transform
     # rejects any later record past the same limit.
     ingest_max_json_depth: int = MAX_JSON_DEPTH
+    # Threads that check and write the pieces of uploads that have arrived (a piece is one task; an upload
+    # waiting for its client holds none).
+    ingest_upload_threads: int = Field(default=8, ge=1)
+    # An upload none of whose body arrives for this long is cut: 408 body_timeout, nothing stored.
+    ingest_body_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     # Where clients reach the API service, for the status_url of an accepted batch.
     api_public_url: str = "http://127.0.0.1:8000"
     # Incremental PostgreSQL sources the connectors pull (JSON list in SDP_INGEST_SQL_SOURCES; see SqlSource).

@@ -541,3 +541,30 @@ def test_a_failed_disk_write_stops_the_stream_and_surfaces_the_error(tmp_path: P
     with pytest.raises(OSError, match="No space left"):
         write_overlapped(chunks(), FailingFile().write)
     assert len(produced) < 1000, "the producer stops once the writer has failed"
+
+
+def test_a_write_failing_after_a_whole_s3_part_leaves_nothing(target: Target) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield from pattern_chunks(S3_PART_SIZE + MiB)
+        raise RuntimeError("the source broke")
+
+    with pytest.raises(RuntimeError, match="the source broke"):
+        target.store.put_stream(target.bucket, "broken/after-a-part.bin", chunks())
+    assert not target.store.exists(target.bucket, "broken/after-a-part.bin")
+    assert target.store.list_keys(target.bucket) == []
+
+
+def test_a_pushed_writer_stores_its_pieces_only_once_committed(target: Target) -> None:
+    writer = target.store.open_writer(target.bucket, "pushed.csv", max_bytes=10)
+    for piece in ([b"ab", b"c"], [b"def"]):
+        writer.check(piece)
+        writer.write(piece)
+    assert not target.store.exists(target.bucket, "pushed.csv")
+    assert writer.commit() == StoredObject(target.bucket, "pushed.csv", 6, hashlib.sha256(b"abcdef").hexdigest())
+    assert read_all(target.store, target.bucket, "pushed.csv") == b"abcdef"
+
+    refused = target.store.open_writer(target.bucket, "refused.csv", max_bytes=10)
+    with pytest.raises(ObjectTooLarge):
+        refused.check([b"x" * 11])
+    refused.abort()
+    assert target.store.list_keys(target.bucket) == ["pushed.csv"]
