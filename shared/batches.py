@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.bus import EventBus
@@ -22,6 +23,9 @@ from shared.events import STATUS_AFTER, TERMINAL_STATUSES, Event, parse_event
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+
+# PostgreSQL's SQLSTATE for a lock not granted within lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class BatchNotFound(Exception):
@@ -39,36 +43,35 @@ class BatchRow:
     header: list[str]
     compression: str
     csv_delimiter: str | None
+    file_name: str
+
+
+LOCK_BATCH = """SELECT batch_id, dataset, status, object_bucket, object_key, file_format, header, compression,
+                     csv_delimiter, file_name
+              FROM ops.batches WHERE batch_id = :batch_id FOR UPDATE"""
 
 
 async def lock_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> BatchRow:
     """Lock a batch row for the rest of the transaction: two deliveries of one event never interleave."""
-    row = (
-        await conn.execute(
-            text(
-                """SELECT batch_id, dataset, status, object_bucket, object_key, file_format, header, compression,
-                          csv_delimiter
-                   FROM ops.batches WHERE batch_id = :batch_id FOR UPDATE"""
-            ),
-            {"batch_id": batch_id},
-        )
-    ).one_or_none()
+    row = (await conn.execute(text(LOCK_BATCH), {"batch_id": batch_id})).one_or_none()
     if row is None:
         raise BatchNotFound(str(batch_id))
     return BatchRow(*row)
 
 
-async def start_stage(conn: AsyncConnection, batch_id: uuid.UUID, stage: str) -> None:
-    await conn.execute(
-        text(
-            """INSERT INTO ops.batch_stages (batch_id, stage, status, started_at)
-               VALUES (:batch_id, :stage, 'running', clock_timestamp())
-               ON CONFLICT (batch_id, stage) DO UPDATE
-               SET status = 'running', attempts = ops.batch_stages.attempts + 1,
-                   started_at = clock_timestamp(), finished_at = NULL, error = NULL"""
-        ),
-        {"batch_id": batch_id, "stage": stage},
-    )
+async def try_lock_batch(conn: AsyncConnection, batch_id: uuid.UUID, *, wait_seconds: float) -> BatchRow | None:
+    """Lock a batch row, or None when another transaction keeps it locked past ``wait_seconds``: a stage's
+    work holds the lock for as long as it runs, an API action or the reconciler for milliseconds."""
+    await conn.execute(text(f"SET LOCAL lock_timeout = '{int(wait_seconds * 1000)}ms'"))
+    try:
+        async with conn.begin_nested():
+            return await lock_batch(conn, batch_id)
+    except DBAPIError as exc:
+        if isinstance(exc.orig, Exception) and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return None
+        raise
+    finally:
+        await conn.execute(text("SET LOCAL lock_timeout = 0"))
 
 
 async def record_event(

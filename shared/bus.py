@@ -6,7 +6,10 @@ broadcasts it on a Redis pub/sub channel for the API's live stream.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from celery import Celery
@@ -28,6 +31,14 @@ ROUTES: dict[str, Route] = {
     "batch.validated": Route("warehouse.load_batch", "warehouse"),
 }
 SERVICES = ("transform", "quality", "warehouse")
+# Kombu's Redis transport keeps a queue's messages of priority p > 0 in a list of their own, named so.
+PRIORITY_STEPS = (3, 6, 9)
+PRIORITY_SEPARATOR = "\x06\x16"
+
+
+def task_id(event: Event) -> str:
+    """The id of the task that delivers ``event``: the same for every publication of one event."""
+    return f"{event.type}:{event.batch_id}:{event.event_id}"
 
 
 def create_celery(settings: PlatformSettings, name: str) -> Celery:
@@ -53,8 +64,8 @@ def create_celery(settings: PlatformSettings, name: str) -> Celery:
             "unacked_restore_throttle": 1,
             # The bookkeeping of delivered, unacknowledged tasks is one hash for every queue of a Redis
             # database; the queue prefix gives each run its own, so one run never re-delivers another's.
-            "unacked_key": f"{settings.queue_prefix}unacked",
-            "unacked_index_key": f"{settings.queue_prefix}unacked_index",
+            "unacked_key": _unacked_keys(settings)[0],
+            "unacked_index_key": _unacked_keys(settings)[1],
             "unacked_mutex_key": f"{settings.queue_prefix}unacked_mutex",
         },
         worker_send_task_events=True,
@@ -79,7 +90,7 @@ class EventBus:
                 route.task,
                 args=[payload],
                 queue=self.settings.queue(route.service),
-                task_id=f"{event.type}:{event.batch_id}:{event.event_id}",
+                task_id=task_id(event),
             )
         self.redis.publish(self.settings.events_channel, event.model_dump_json())
 
@@ -94,5 +105,39 @@ class EventBus:
                 producer.maybe_declare(self.celery.amqp.queues[self.settings.queue(route.service)])
         self.redis.ping()
 
+    def waiting_task_ids(self, *, delivered_within: float) -> set[str]:
+        """The tasks waiting in the services' queues, and those delivered less than ``delivered_within``
+        seconds ago and not yet acknowledged (a worker has them). A published event whose task is in
+        neither was lost: Redis restarted, or the worker it was delivered to died before it began."""
+        ids: set[str] = set()
+        for service in SERVICES:
+            queue = self.settings.queue(service)
+            for key in [queue, *(f"{queue}{PRIORITY_SEPARATOR}{p}" for p in PRIORITY_STEPS)]:
+                ids.update(_task_id_of(_loads(raw)) for raw in self.redis.lrange(key, 0, -1))
+        unacked_key, unacked_index_key = _unacked_keys(self.settings)
+        recent = cast(list[bytes], self.redis.zrangebyscore(unacked_index_key, time.time() - delivered_within, "+inf"))
+        for raw in self.redis.hmget(unacked_key, recent) if recent else []:
+            # An unacknowledged delivery is kept as [message, exchange, routing key].
+            entry = _loads(raw)
+            ids.add(_task_id_of(entry[0] if isinstance(entry, list) and entry else None))
+        ids.discard("")
+        return ids
+
     def close(self) -> None:
         self.redis.close()
+
+
+def _unacked_keys(settings: PlatformSettings) -> tuple[str, str]:
+    return f"{settings.queue_prefix}unacked", f"{settings.queue_prefix}unacked_index"
+
+
+def _loads(raw: bytes | str | None) -> object:
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _task_id_of(message: object) -> str:
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return str(headers.get("id", "")) if isinstance(headers, dict) else ""

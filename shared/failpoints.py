@@ -9,6 +9,9 @@ Off unless a name is listed in the ``SDP_FAILPOINTS`` setting; production never 
   there until it is killed, so a test can SIGKILL it at a known point. A worker is blocked whole: a
   solo pool runs its task on the thread that would otherwise fetch the next message.
 
+``name:action:marker`` fires only for a batch whose file name contains ``marker``: a poison file, which
+kills the worker of every attempt while the other batches go through.
+
 The names:
 
 - ``ingest.after_commit``: the batch row and its ``batch.received`` outbox event are committed, the event
@@ -36,11 +39,12 @@ ACTIONS = (EXIT, HANG)
 log = get_logger(__name__)
 
 
-def action(settings: PlatformSettings, name: str) -> str | None:
-    """What the failpoint ``name`` is set to do, or None when it is off."""
+def action(settings: PlatformSettings, name: str, subject: str | None = None) -> str | None:
+    """What the failpoint ``name`` is set to do for ``subject`` (a batch's file name), or None when it is off."""
     for entry in settings.failpoints:
-        point, _, kind = entry.partition(":")
-        if point != name:
+        point, _, rest = entry.partition(":")
+        kind, _, marker = rest.partition(":")
+        if point != name or (marker and marker not in (subject or "")):
             continue
         kind = kind or EXIT
         if kind not in ACTIONS:
@@ -49,8 +53,8 @@ def action(settings: PlatformSettings, name: str) -> str | None:
     return None
 
 
-def hit(settings: PlatformSettings, name: str) -> None:
-    kind = action(settings, name)
+def hit(settings: PlatformSettings, name: str, subject: str | None = None) -> None:
+    kind = action(settings, name, subject)
     if kind == EXIT:
         log.warning("failpoint.hit", failpoint=name)
         os._exit(EXIT_CODE)

@@ -30,7 +30,8 @@ class PlatformSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     events_channel: str = "sdp:events"
     queue_prefix: str = ""
-    # Seconds before an unacknowledged task (its worker died) is delivered again; longer than any stage.
+    # Seconds before the broker delivers again a task whose worker never acknowledged it. Recovery does not
+    # wait for it (stage leases do that); it only bounds how long a dead worker's message lingers.
     broker_visibility_timeout: int = 900
     # Seconds between a worker's sweeps for unacknowledged tasks older than the visibility timeout.
     broker_unacked_restore_interval: int = 5
@@ -43,6 +44,13 @@ class PlatformSettings(BaseSettings):
     bucket_processed: str = "processed-data"
     bucket_analytics: str = "analytics"
     bucket_backups: str = "backups"
+
+    # Stage leases (shared/leases.py): a running stage renews its lease this often; one not renewed for
+    # stage_lease_seconds is dead and the reconciler queues the stage again; a batch whose stage died
+    # stage_max_attempts times ends failed.
+    stage_heartbeat_seconds: float = 5.0
+    stage_lease_seconds: float = 20.0
+    stage_max_attempts: int = 3
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 

@@ -14,12 +14,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import asyncpg
+import redis
+import urllib3
+from minio.error import S3Error
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import failpoints
-from shared.batches import BatchRow, lock_batch, publish_committed, record_event, start_stage
+from shared import failpoints, leases
+from shared.batches import BatchRow, lock_batch, publish_committed, record_event, try_lock_batch
 from shared.bus import EventBus, create_celery
-from shared.db import create_engine
+from shared.db import create_engine, database_unavailable
 from shared.events import BatchFailed, Event
 from shared.logs import batch_context, configure_logging, get_logger
 from shared.objectstore import ObjectStore, create_object_store
@@ -72,6 +76,21 @@ class WorkerRuntime(Generic[S]):
 
 MAX_REASON_CHARS = 2000
 
+# Errors that say a dependency cannot be reached now, beyond the database's (shared.db).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.MaxRetryError,
+    urllib3.exceptions.NewConnectionError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+# S3 answers that mean "later", not "never".
+TRANSIENT_S3_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
+
 
 def describe_error(exc: BaseException) -> str:
     """A reason a person can read: the error's first line and its root cause, without a JVM stack trace."""
@@ -86,6 +105,98 @@ def describe_error(exc: BaseException) -> str:
 
 StageWork = Callable[[AsyncConnection, BatchRow], Awaitable[list[Event]]]
 
+# How long a delivery waits for a batch row another transaction holds before it leaves the batch to it.
+LOCK_WAIT_SECONDS = 2.0
+# Backoff between tries of a stage cut by the weather: a dependency that cannot be reached now.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 10.0
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the weather (PostgreSQL, the object store or Redis unreachable, a connection cut, a
+    deadlock) rather than the batch's fault: such a stage is tried again, never ended ``failed``."""
+    if database_unavailable(exc):
+        return True
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, TRANSIENT_ERRORS):
+            return True
+        if isinstance(error, S3Error) and error.code in TRANSIENT_S3_CODES:
+            return True
+        todo += [error.__cause__, error.__context__]
+    return False
+
+
+async def _until_done(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            log.warning("stage.transient_error", step=what, error=describe_error(exc), retry_in=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+async def _fail(resources: Resources[Any], event: BatchFailed, stage: str) -> None:
+    async def record() -> None:
+        async with resources.engine.begin() as conn:
+            await lock_batch(conn, event.batch_id)
+            await record_event(conn, event, stage=stage, fields={"failed_stage": stage, "error": event.reason})
+
+    await _until_done("record_failure", record)
+    await publish_committed(resources.engine, resources.bus, [event])
+
+
+async def _claim(
+    resources: Resources[Any],
+    *,
+    batch_id: uuid.UUID,
+    dataset: str,
+    stage: str,
+    expected_status: str,
+    lease: leases.Lease,
+) -> bool:
+    """Take the stage's lease unless the batch moved on or the stage runs elsewhere; a stage whose earlier
+    attempts all died ends the batch instead."""
+    settings = resources.settings
+    async with resources.engine.begin() as conn:
+        batch = await try_lock_batch(conn, batch_id, wait_seconds=LOCK_WAIT_SECONDS)
+        if batch is None:
+            log.info("stage.skipped", reason="batch held by a running stage")
+            return False
+        if batch.status != expected_status:
+            log.info("stage.skipped", status=batch.status, expected=expected_status)
+            return False
+        state = await leases.stage_state(conn, batch_id, stage, settings.stage_lease_seconds)
+        if state is not None and state.status == "running" and state.renewed:
+            log.info("stage.skipped", reason="running elsewhere", worker=state.worker)
+            return False
+        interruptions = 0 if state is None else state.interruptions
+        if state is not None and state.status == "running":
+            interruptions = await leases.interrupt(conn, batch_id, stage)
+            log.warning("stage.interrupted", worker=state.worker, interruptions=interruptions)
+        died_before = state is not None and state.status in ("running", "interrupted")
+        poisoned = None
+        if died_before and interruptions >= settings.stage_max_attempts:
+            reason = leases.poison_reason(stage, interruptions, state.worker if state else None)
+            poisoned = BatchFailed(batch_id=batch_id, dataset=dataset, stage=stage, reason=reason)
+            await record_event(conn, poisoned, stage=stage, fields={"failed_stage": stage, "error": reason})
+        else:
+            await leases.take(conn, batch_id, stage, lease)
+    if poisoned is not None:
+        log.error("stage.poisoned", reason=poisoned.reason)
+        await publish_committed(resources.engine, resources.bus, [poisoned])
+        return False
+    return True
+
 
 async def run_stage(
     resources: Resources[Any],
@@ -98,34 +209,49 @@ async def run_stage(
 ) -> None:
     """Run one stage of one batch at most once to completion, whatever the number of deliveries.
 
-    The stage is skipped unless the batch is in ``expected_status`` (a redelivered or duplicated
-    event finds it moved on). The work runs in one transaction holding the batch row's lock and
-    returns the events it recorded; they are published after the commit. Any error ends the batch
-    ``failed`` with the reason, and the worker goes on to the next batch.
+    The stage is skipped unless the batch is in ``expected_status`` (a redelivered or duplicated event
+    finds it moved on) and no living attempt holds its lease (shared/leases.py). The work runs in one
+    transaction holding the batch row's lock, with the lease renewed beside it, and returns the events it
+    recorded; they are published after the commit. The weather (a dependency unreachable) is waited out
+    and the work tried again; any other error ends the batch ``failed`` with the reason, and the worker
+    goes on to the next batch.
     """
+    lease = leases.Lease.new()
     with batch_context(batch_id, stage=stage):
-        async with resources.engine.begin() as conn:
-            batch = await lock_batch(conn, batch_id)
-            if batch.status != expected_status:
-                log.info("stage.skipped", status=batch.status, expected=expected_status)
-                return
-            await start_stage(conn, batch_id, stage)
-        started = time.perf_counter()
-        try:
+        claimed = await _until_done(
+            "claim",
+            lambda: _claim(
+                resources,
+                batch_id=batch_id,
+                dataset=dataset,
+                stage=stage,
+                expected_status=expected_status,
+                lease=lease,
+            ),
+        )
+        if not claimed:
+            return
+
+        async def attempt() -> list[Event] | None:
             async with resources.engine.begin() as conn:
                 batch = await lock_batch(conn, batch_id)
-                if batch.status != expected_status:
-                    log.info("stage.skipped", status=batch.status, expected=expected_status)
-                    return
+                if batch.status != expected_status or not await leases.holds(conn, batch_id, stage, lease):
+                    log.warning("stage.lease_lost", status=batch.status)
+                    return None
                 events = await work(conn, batch)
-                failpoints.hit(resources.settings, f"{stage}.before_commit")
-        except Exception as exc:
-            log.exception("stage.failed")
-            failed = BatchFailed(batch_id=batch_id, dataset=dataset, stage=stage, reason=describe_error(exc))
-            async with resources.engine.begin() as conn:
-                await lock_batch(conn, batch_id)
-                await record_event(conn, failed, stage=stage, fields={"failed_stage": stage, "error": failed.reason})
-            await publish_committed(resources.engine, resources.bus, [failed])
+                failpoints.hit(resources.settings, f"{stage}.before_commit", subject=batch.file_name)
+                return events
+
+        started = time.perf_counter()
+        with leases.Heartbeat(resources.settings, batch_id, stage, lease):
+            try:
+                events = await _until_done("work", attempt)
+            except Exception as exc:
+                log.exception("stage.failed")
+                failed = BatchFailed(batch_id=batch_id, dataset=dataset, stage=stage, reason=describe_error(exc))
+                await _fail(resources, failed, stage)
+                return
+        if events is None:
             return
         log.info("stage.done", seconds=round(time.perf_counter() - started, 3), events=[e.type for e in events])
         await publish_committed(resources.engine, resources.bus, events)

@@ -225,6 +225,8 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
         "SDP_RECONCILE_INTERVAL_SECONDS": "1",
         "SDP_RECONCILE_UNPUBLISHED_AFTER_SECONDS": "2",
         "SDP_RECONCILE_STUCK_AFTER_SECONDS": "10",
+        "SDP_STAGE_HEARTBEAT_SECONDS": "1",
+        "SDP_STAGE_LEASE_SECONDS": "6",
         "SDP_FRESHNESS_INTERVAL_SECONDS": "1",
         "SDP_QUALITY_CONFIG": str(quality_config),
     }

@@ -62,7 +62,7 @@ async def rejects(
 async def batch_stages(conn: AsyncConnection, batch_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await conn.execute(
         text(
-            """SELECT stage, status, attempts, started_at, finished_at, error,
+            """SELECT stage, status, attempts, interruptions, started_at, heartbeat_at, worker, finished_at, error,
                       extract(epoch FROM finished_at - started_at) * 1000 AS duration_ms
                FROM ops.batch_stages WHERE batch_id = :id
                ORDER BY array_position(ARRAY['ingest', 'transform', 'quality', 'warehouse'], stage)"""

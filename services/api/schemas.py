@@ -32,9 +32,14 @@ class RowCountsOut(Schema):
 
 class StageOut(Schema):
     stage: str
-    status: Literal["running", "succeeded", "failed"]
+    status: Literal["running", "interrupted", "succeeded", "failed"]
     attempts: int
+    # Attempts whose worker died before they finished; at the limit the batch ends failed.
+    interruptions: int
     started_at: datetime
+    # When the running attempt last said it was alive, and who runs it (host:pid).
+    heartbeat_at: datetime | None
+    worker: str | None
     finished_at: datetime | None
     duration_ms: float | None
     error: str | None

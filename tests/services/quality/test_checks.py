@@ -316,7 +316,7 @@ def _result(name: str, severity: str, status: str) -> CheckResult:
 
 
 def test_gate_quarantines_on_an_error_failure_and_loads_with_warnings() -> None:
-    batch = BatchRow(uuid.uuid4(), "sales", "staged", "raw-data", "k", "csv", [], "none", ",")
+    batch = BatchRow(uuid.uuid4(), "sales", "staged", "raw-data", "k", "csv", [], "none", ",", "sales.csv")
     quarantined = verdict(
         batch, [_result("a", "error", "fail"), _result("b", "warn", "warn"), _result("c", "error", "fail")]
     )
