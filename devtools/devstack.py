@@ -221,6 +221,22 @@ class Stack:
             self._wait_healthy([spec], pids)
         return pids[name]
 
+    def restart_dead(self) -> list[str]:
+        """Start again each process whose leader exited, as a container's restart policy would, after killing
+        what is left of its group (a worker's Spark JVM); returns their names."""
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        dead = [name for name, pid in pids.items() if not _alive(pid)]
+        for name in dead:
+            _signal_group(pids[name], signal.SIGKILL)
+            _stop_groups([pids[name]])
+            self.start(name, wait=False)
+        return dead
+
+    def wait_healthy(self, names: list[str]) -> None:
+        """Return once each named process of the running stack answers its health check."""
+        pids: dict[str, int] = json.loads(self.pid_file.read_text())
+        self._wait_healthy([self._spec(name) for name in names], pids)
+
     def _wait_healthy(self, specs: list[ProcessSpec], pids: dict[str, int]) -> None:
         deadline = time.monotonic() + HEALTH_TIMEOUT_SECONDS
         pending = list(specs)
