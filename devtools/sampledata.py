@@ -247,6 +247,18 @@ def write_products(config: GeneratorConfig, path: Path) -> Path:
     return _write_csv(path, PRODUCT_COLUMNS, _batched(_product_rows(config)))
 
 
+def unique_transaction_ids(path: Path, tag: str) -> None:
+    """Prefix each transaction_id with the file's tag: every file's sales are its own, so the facts they
+    must give are the union of the files' valid rows whatever the order of their loads."""
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    for row in rows[1:]:
+        if row and row[0].strip():
+            row[0] = f"{tag}-{row[0]}"
+    with path.open("w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+
+
 def _write_csv(path: Path, header: Sequence[str], batches: Iterator[list[list[str]]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:

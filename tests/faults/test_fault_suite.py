@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis
 
-from devtools.sampledata import GeneratorConfig, write_customers, write_products, write_sales
+from devtools.sampledata import GeneratorConfig, unique_transaction_ids, write_customers, write_products, write_sales
 from tests.faults.harness import (
     POISON,
     FaultPlatform,
@@ -31,7 +31,6 @@ from tests.faults.harness import (
     Sent,
     fault_platform,
     send,
-    unique_transaction_ids,
     wait_until,
 )
 from tests.reference import CENT, load_valid_sales
