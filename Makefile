@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install run up down status daily test lint format migrate bench clean
+.PHONY: install run up down status daily test lint format migrate bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench: install  ## benchmarks; each prints its figures against a baseline measur
 	$(PY) -m bench.transform_stage --rows $(or $(BENCH_TRANSFORM_ROWS),1000000)
 	$(PY) -m bench.warehouse_load
 	$(PY) -m bench.quality_checks --rows $(or $(BENCH_QUALITY_ROWS),1000000)
+
+soak: install  ## 200 batches from 8 clients through the whole platform: throughput, latency, memory (docs/benchmarks.md)
+	$(PY) -m bench.soak --batches $(or $(SOAK_BATCHES),200) --clients $(or $(SOAK_CLIENTS),8) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 clean: down
 	rm -rf .data .run
