@@ -11,9 +11,6 @@ by hand.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
 import math
 import random
 import socket
@@ -39,6 +36,15 @@ from services.warehouse.settings import WarehouseSettings
 from shared.db import create_engine, raw_connection
 from tests.conftest import as_role, create_database, drop_database, settings_from
 from tests.http_server import serve
+from tests.kpi_exports import (
+    ENDPOINTS,
+    assert_exports_equal_json,
+    csv_differences,
+    csv_rows,
+    json_body,
+    json_rows,
+    parquet_rows,
+)
 
 FIRST_DAY, LAST_DAY = date(2024, 1, 1), date(2025, 12, 31)
 DAYS = (LAST_DAY - FIRST_DAY).days + 1
@@ -179,34 +185,8 @@ def client(loaded: Loaded) -> Iterator[httpx.Client]:
         yield c
 
 
-def _json(client: httpx.Client, path: str, params: dict[str, Any]) -> dict[str, Any]:
-    response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == "application/json"
-    # Money as the exact decimal the JSON number spells, not a float's neighbour.
-    body: dict[str, Any] = json.loads(response.text, parse_float=Decimal)
-    return body
-
-
-def _csv_rows(body: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(body)))
-
-
-def _as_json_value(value: Any) -> Any:
-    """A Parquet value as the JSON holds it: dates as text; decimals compare by value (12.0 == 12.00)."""
-    return value.isoformat() if isinstance(value, date) else value
-
-
-def _equal_to_json(csv_value: str, json_value: Any) -> bool:
-    if json_value is None:
-        return csv_value == ""
-    if isinstance(json_value, Decimal | float):
-        return Decimal(csv_value) == Decimal(json_value)
-    return csv_value == str(json_value)
-
-
 def test_two_years_of_daily_csv_equal_the_json_to_the_cent(loaded: Loaded, client: httpx.Client) -> None:
-    days = _json(client, "/v1/kpis/daily", TWO_YEARS)["days"]
+    days = json_body(client, "/v1/kpis/daily", TWO_YEARS)["days"]
     # The JSON itself is the warehouse's figures: every day, its revenue as recomputed from the staged sales.
     assert len(days) == DAYS
     assert {date.fromisoformat(d["date"]): Decimal(d["revenue"]) for d in days} == loaded.revenue
@@ -215,22 +195,16 @@ def test_two_years_of_daily_csv_equal_the_json_to_the_cent(loaded: Loaded, clien
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="kpis-daily_2024-01-01_2025-12-31.csv"'
-    rows = _csv_rows(response.text)
+    rows = csv_rows(response.text)
     assert list(rows[0]) == list(days[0])
-    assert len(rows) == len(days)
-    differing = [
-        (day["date"], column, row[column], value)
-        for row, day in zip(rows, days, strict=True)
-        for column, value in day.items()
-        if not _equal_to_json(row[column], value)
-    ]
+    differing = csv_differences(rows, days)
     assert not differing, differing[:10]
     # Money is written with its cents, never as a float's repr (no 0.30000000000000004, no 1e+07).
     assert all(len(row[c].rpartition(".")[2]) == 2 for row in rows for c in ("revenue", "avg_order_value"))
 
 
 def test_parquet_read_back_with_pyarrow_equals_the_json(client: httpx.Client) -> None:
-    days = _json(client, "/v1/kpis/daily", TWO_YEARS)["days"]
+    days = json_body(client, "/v1/kpis/daily", TWO_YEARS)["days"]
     response = client.get("/v1/kpis/daily", params={**TWO_YEARS, "format": "parquet"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/vnd.apache.parquet"
@@ -240,8 +214,7 @@ def test_parquet_read_back_with_pyarrow_equals_the_json(client: httpx.Client) ->
     assert table.schema.field("orders").type == pa.int64()
     assert table.schema.field("revenue").type == pa.decimal128(38, 2)
     assert table.schema.field("avg_order_value").type == pa.decimal128(38, 2)
-    parquet_days = [{k: _as_json_value(v) for k, v in row.items()} for row in table.to_pylist()]
-    assert parquet_days == days
+    assert parquet_rows(response.content) == days
 
 
 def test_the_accept_header_chooses_like_the_format_parameter(client: httpx.Client) -> None:
@@ -260,6 +233,8 @@ def test_the_accept_header_chooses_like_the_format_parameter(client: httpx.Clien
     # The parameter wins over the header.
     forced = client.get("/v1/kpis/daily", params={**TWO_YEARS, "format": "json"}, headers={"Accept": "text/csv"})
     assert forced.headers["content-type"] == "application/json"
+    # Caches keep the answers to one URL apart by Accept.
+    assert forced.headers["vary"] == by_header.headers["vary"] == "Accept"
 
 
 @pytest.mark.parametrize(
@@ -284,40 +259,14 @@ def test_an_unknown_format_is_refused_in_the_error_envelope(
     assert "csv" in error["message"] or "Accept" in error["message"]
 
 
-# endpoint -> the JSON's list of rows (None: the summary, one object)
-ENDPOINTS = {
-    "summary": None,
-    "categories": "categories",
-    "payment-methods": "payment_methods",
-    "states": "states",
-    "top-products": "products",
-}
-
-
 @pytest.mark.parametrize("path", sorted(ENDPOINTS))
-def test_every_kpi_endpoint_exports_what_its_json_holds(client: httpx.Client, path: str) -> None:
+def test_every_kpi_endpoint_exports_what_its_json_holds(loaded: Loaded, client: httpx.Client, path: str) -> None:
     params = {**TWO_YEARS, **({"limit": 20} if path == "top-products" else {})}
-    body = _json(client, f"/v1/kpis/{path}", params)
-    listed = ENDPOINTS[path]
-    want = [body] if listed is None else body[listed]
-    assert want and all(want)
-
+    assert all(json_rows(path, json_body(client, f"/v1/kpis/{path}", params)))
+    assert_exports_equal_json(client, loaded.api, path, params)
     response = client.get(f"/v1/kpis/{path}", params={**params, "format": "csv"})
-    assert response.status_code == 200, response.text
-    assert response.headers["content-disposition"] == (f'attachment; filename="kpis-{path}_2024-01-01_2025-12-31.csv"')
-    rows = _csv_rows(response.text)
-    assert [set(r) for r in rows] == [set(w) for w in want]
-    differing = [
-        (column, row[column], value)
-        for row, expected in zip(rows, want, strict=True)
-        for column, value in expected.items()
-        if not _equal_to_json(row[column], value)
-    ]
-    assert not differing, differing
-
-    parquet = client.get(f"/v1/kpis/{path}", params={**params, "format": "parquet"})
-    table = pq.read_table(pa.BufferReader(parquet.content))
-    assert [{k: _as_json_value(v) for k, v in row.items()} for row in table.to_pylist()] == want
+    assert response.headers["content-disposition"] == f'attachment; filename="kpis-{path}_2024-01-01_2025-12-31.csv"'
+    assert response.headers["vary"] == "Accept"
 
 
 def test_an_empty_range_is_a_header_or_an_empty_table(client: httpx.Client) -> None:
@@ -378,7 +327,7 @@ def test_a_large_range_is_streamed_a_chunk_at_a_time(loaded: Loaded, client: htt
     body = b"".join(chunks)
     assert body == client.get(path, headers={"Accept": accept}).content
     if accept == "text/csv":
-        assert [len(_csv_rows(chunks[0].decode() + c.decode())) for c in chunks[1:]] == [
+        assert [len(csv_rows(chunks[0].decode() + c.decode())) for c in chunks[1:]] == [
             min(CHUNK_ROWS, DAYS - i * CHUNK_ROWS) for i in range(row_chunks)
         ]
     else:
