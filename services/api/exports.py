@@ -44,7 +44,6 @@ ACCEPTED = {
     "application/*": "json",
     "text/*": "csv",
 }
-EXTENSIONS = {"csv": "csv", "parquet": "parquet"}
 # Wide enough for any sum of numeric(16, 2) over the longest range an endpoint allows.
 DECIMAL_PRECISION = 38
 
@@ -218,7 +217,7 @@ class Export:
         columns = columns_of(rows.columns, model)
         body = csv_bytes(columns, rows.chunks) if self.format == "csv" else parquet_bytes(columns, rows.chunks)
         media_type = f"{CSV_MEDIA_TYPE}; charset=utf-8" if self.format == "csv" else PARQUET_MEDIA_TYPE
-        filename = f"kpis-{endpoint}_{start.isoformat()}_{end.isoformat()}.{EXTENSIONS[self.format]}"
+        filename = f"kpis-{endpoint}_{start.isoformat()}_{end.isoformat()}.{self.format}"
         return StreamingResponse(
             body,
             media_type=media_type,
@@ -226,9 +225,13 @@ class Export:
         )
 
 
-async def one_chunk(rows: Sequence[Sequence[Any]]) -> AsyncIterator[Sequence[Sequence[Any]]]:
-    """Rows already read (a single summary row) as a stream of one chunk."""
-    yield rows
+def single_row(row: dict[str, Any]) -> RowStream:
+    """A row already read (the summary's) as a stream of one chunk, its keys the columns."""
+
+    async def chunks() -> AsyncIterator[Sequence[Sequence[Any]]]:
+        yield [tuple(row.values())]
+
+    return RowStream(list(row), chunks())
 
 
 def _format_schema(schema: dict[str, Any]) -> None:

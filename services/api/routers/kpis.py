@@ -11,8 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import repository
-from services.api.exports import RESPONSES, Export, ExportAs, one_chunk
-from services.api.repository import RowStream
+from services.api.exports import RESPONSES, Export, ExportAs, single_row
 from services.api.schemas import (
     CategoriesOut,
     CategoryOut,
@@ -75,9 +74,7 @@ async def kpi_summary(_: KpiReader, export: ExportAs, conn: DbConnection, start:
     _check_range(start, end)
     summary = {"from": start, "to": end, **await repository.kpi_summary(conn, start=start, end=end)}
     if export:
-        return export.response(
-            "summary", start, end, KpiSummaryOut, RowStream(list(summary), one_chunk([tuple(summary.values())]))
-        )
+        return export.response("summary", start, end, KpiSummaryOut, single_row(summary))
     return summary
 
 
