@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -84,15 +86,42 @@ async def quality_results(conn: AsyncConnection, batch_id: uuid.UUID) -> list[di
     return [dict(r) for r in rows.mappings()]
 
 
+@dataclass
+class RowStream:
+    """A read's column names and its rows, fetched from a server-side cursor ``chunk_rows`` at a time."""
+
+    columns: list[str]
+    chunks: AsyncIterator[Sequence[Sequence[Any]]]
+
+
+async def _stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk_rows: int) -> RowStream:
+    # The cursor is opened here, in the handler, so that a database that is down is still a 503 rather
+    # than a response cut off after its headers.
+    result = await conn.stream(text(sql).execution_options(yield_per=chunk_rows), params)
+
+    async def chunks() -> AsyncIterator[Sequence[Sequence[Any]]]:
+        try:
+            async for part in result.partitions(chunk_rows):
+                yield part
+        finally:
+            await result.close()
+
+    return RowStream(list(result.keys()), chunks())
+
+
+DAILY = """
+SELECT date, orders, revenue, units, avg_order_value, distinct_customers, cancelled, refunded
+FROM analytics.daily_sales WHERE date BETWEEN :start AND :end ORDER BY date
+"""
+
+
 async def daily_kpis(conn: AsyncConnection, *, start: date, end: date) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        text(
-            """SELECT date, orders, revenue, units, avg_order_value, distinct_customers, cancelled, refunded
-               FROM analytics.daily_sales WHERE date BETWEEN :start AND :end ORDER BY date"""
-        ),
-        {"start": start, "end": end},
-    )
+    rows = await conn.execute(text(DAILY), {"start": start, "end": end})
     return [dict(r) for r in rows.mappings()]
+
+
+async def stream_daily_kpis(conn: AsyncConnection, *, start: date, end: date, chunk_rows: int) -> RowStream:
+    return await _stream(conn, DAILY, {"start": start, "end": end}, chunk_rows)
 
 
 async def quality_config_of(conn: AsyncConnection, batch_id: uuid.UUID, dataset: str) -> dict[str, Any] | None:
@@ -176,19 +205,22 @@ BREAKDOWNS = {
 }
 
 
-async def breakdown(conn: AsyncConnection, name: str, *, start: date, end: date) -> list[dict[str, Any]]:
+def _breakdown_sql(name: str) -> str:
     """One row per group over the range, the largest revenue first (ties in the group's order)."""
     table, keys, measures = BREAKDOWNS[name]
     group = ", ".join(keys)
     sums = ", ".join(f"sum({m}) AS {m}" for m in measures)
-    rows = await conn.execute(
-        text(
-            f"""SELECT {group}, {sums} FROM {table} WHERE date BETWEEN :start AND :end
-                GROUP BY {group} ORDER BY sum(revenue) DESC, {", ".join(f"{k} NULLS LAST" for k in keys)}"""
-        ),
-        {"start": start, "end": end},
-    )
+    return f"""SELECT {group}, {sums} FROM {table} WHERE date BETWEEN :start AND :end
+               GROUP BY {group} ORDER BY sum(revenue) DESC, {", ".join(f"{k} NULLS LAST" for k in keys)}"""
+
+
+async def breakdown(conn: AsyncConnection, name: str, *, start: date, end: date) -> list[dict[str, Any]]:
+    rows = await conn.execute(text(_breakdown_sql(name)), {"start": start, "end": end})
     return [dict(r) for r in rows.mappings()]
+
+
+async def stream_breakdown(conn: AsyncConnection, name: str, *, start: date, end: date, chunk_rows: int) -> RowStream:
+    return await _stream(conn, _breakdown_sql(name), {"start": start, "end": end}, chunk_rows)
 
 
 TOP_PRODUCTS = """
@@ -209,6 +241,12 @@ async def top_products(conn: AsyncConnection, *, start: date, end: date, limit: 
     """The products with the largest revenue over the range, named and categorised as they are now."""
     rows = await conn.execute(text(TOP_PRODUCTS), {"start": start, "end": end, "limit": limit})
     return [dict(r) for r in rows.mappings()]
+
+
+async def stream_top_products(
+    conn: AsyncConnection, *, start: date, end: date, limit: int, chunk_rows: int
+) -> RowStream:
+    return await _stream(conn, TOP_PRODUCTS, {"start": start, "end": end, "limit": limit}, chunk_rows)
 
 
 async def events_after(conn: AsyncConnection, event_id: uuid.UUID, limit: int) -> list[str]:

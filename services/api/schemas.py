@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+
+@dataclass(frozen=True)
+class Places:
+    """The decimal places of an exact decimal field: CSV exports write it with that many, Parquet as a
+    decimal128 of that scale (services/api/exports.py)."""
+
+    digits: int
+
+
 # A Decimal rounded to cents and written as a JSON number: float(Decimal) is the shortest repr that reads
 # back as the same two-decimal value for any amount below 2**53 cents.
-Money = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json")]
+Money = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json"), Places(2)]
 
 # A ratio to four decimals, written as a JSON number.
-Rate = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json")]
+Rate = Annotated[Decimal, PlainSerializer(lambda v: float(v), return_type=float, when_used="json"), Places(4)]
 
 BatchStatus = Literal["received", "staged", "validated", "quarantined", "loaded", "failed"]
 
 
 class Schema(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorBodyOut(Schema):
+    code: str = Field(description="a stable machine-readable code, e.g. invalid_range")
+    message: str
+    details: Any
+
+
+class ErrorOut(Schema):
+    """Every error of the platform's HTTP services (shared/http.py)."""
+
+    error: ErrorBodyOut
 
 
 class RowCountsOut(Schema):

@@ -21,6 +21,7 @@ import yaml
 from dotenv import dotenv_values
 
 from devtools.settings import DevstackSettings
+from services.api.settings import ApiSettings
 from services.ingest.settings import IngestSettings
 from services.transform.settings import TransformSettings
 from shared.settings import PlatformSettings
@@ -302,7 +303,7 @@ def test_env_example_resolves_the_compose_file(compose: dict[str, Any], example_
 
 
 def test_env_example_shows_the_code_defaults(example_env: dict[str, str]) -> None:
-    classes = (PlatformSettings, IngestSettings, TransformSettings, DevstackSettings)
+    classes = (PlatformSettings, ApiSettings, IngestSettings, TransformSettings, DevstackSettings)
     sdp_values = {name: value for name, value in example_env.items() if name.startswith("SDP_")}
     assert len(sdp_values) >= 20
     for name, raw in sdp_values.items():

@@ -15,6 +15,7 @@ import pytest
 from devtools.sampledata import GeneratorConfig, write_customers, write_products, write_sales
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import post_file, wait_terminal
+from tests.kpi_exports import ENDPOINTS, assert_exports_equal_json
 from tests.reference import load_valid_dimension, load_valid_sales
 
 pytestmark = pytest.mark.e2e
@@ -214,3 +215,14 @@ def test_the_api_range_figures_agree_with_the_facts(platform: Platform, loaded: 
         assert [(r["product_id"], *(r[m] for m in measures)) for r in top] == [
             (r["product_id"], *(float(r[m]) for m in measures)) for r in expected
         ]
+
+
+def test_the_running_api_exports_what_its_json_holds(platform: Platform, loaded: tuple[Path, Path, Path]) -> None:
+    """The api process of the platform (its own role, its uvicorn) answers every KPI endpoint of this module's
+    range as CSV and Parquet holding its JSON's figures; an unknown format is a 400 in the envelope."""
+    params = {"from": CONFIG.start.isoformat(), "to": (CONFIG.start + timedelta(days=CONFIG.days)).isoformat()}
+    with platform.client("kpis:read") as client:
+        for endpoint in ENDPOINTS:
+            assert_exports_equal_json(client, platform.api, endpoint, params)
+        refused = client.get(f"{platform.api}/v1/kpis/daily", params={**params, "format": "xls"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "unsupported_format")

@@ -67,6 +67,15 @@ def test_pinned_contracts_carry_the_documented_shapes() -> None:
         "/v1/events",
     } <= set(api["paths"])
     assert "text/event-stream" in api["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]
+    # Every KPI endpoint answers as CSV or Parquet too, chosen by ?format= or Accept (services/api/exports.py).
+    for path in (p for p in api["paths"] if p.startswith("/v1/kpis/")):
+        operation = api["paths"][path]["get"]
+        formats = next(p for p in operation["parameters"] if p["name"] == "format")
+        assert formats["in"] == "query" and formats["schema"]["enum"] == ["json", "csv", "parquet"], path
+        assert {"application/json", "text/csv", "application/vnd.apache.parquet"} <= set(
+            operation["responses"]["200"]["content"]
+        ), path
+        assert {"400", "406"} <= set(operation["responses"]), path
 
 
 if __name__ == "__main__":

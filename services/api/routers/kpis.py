@@ -1,4 +1,5 @@
-"""KPIs over a date range: the days, the summary, the breakdowns and the top products."""
+"""KPIs over a date range: the days, the summary, the breakdowns and the top products; each as JSON, or as
+a CSV or Parquet file streamed from a cursor (services/api/exports.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,39 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.api import repository
+from services.api.exports import RESPONSES, Export, ExportAs, single_row
 from services.api.schemas import (
     CategoriesOut,
+    CategoryOut,
     DailyKpisOut,
+    DayKpisOut,
     KpiSummaryOut,
+    PaymentMethodOut,
     PaymentMethodsOut,
+    StateOut,
     StatesOut,
+    TopProductOut,
     TopProductsOut,
 )
 from shared.http import ApiError, DbConnection, KpiReader
 
-router = APIRouter(prefix="/v1/kpis")
+router = APIRouter(prefix="/v1/kpis", responses=RESPONSES)
 
 MAX_RANGE_DAYS = 3660
 
 From = Annotated[date, Query(alias="from")]
 To = Annotated[date, Query(alias="to")]
+
+# breakdown -> its row's model, for the types of an export's columns
+BREAKDOWN_ROWS: dict[str, type[BaseModel]] = {
+    "categories": CategoryOut,
+    "payment_methods": PaymentMethodOut,
+    "states": StateOut,
+}
 
 
 def _check_range(start: date, end: date) -> None:
@@ -34,44 +49,65 @@ def _check_range(start: date, end: date) -> None:
         raise ApiError(400, "invalid_range", f"a range spans at most {MAX_RANGE_DAYS} days")
 
 
-async def _breakdown(conn: AsyncConnection, name: str, start: date, end: date) -> dict[str, Any]:
+async def _breakdown(conn: AsyncConnection, export: Export | None, name: str, start: date, end: date) -> Any:
     _check_range(start, end)
+    if export:
+        rows = await repository.stream_breakdown(conn, name, start=start, end=end, chunk_rows=export.chunk_rows)
+        return export.response(name.replace("_", "-"), start, end, BREAKDOWN_ROWS[name], rows)
     return {"from": start, "to": end, name: await repository.breakdown(conn, name, start=start, end=end)}
 
 
 @router.get("/daily", response_model=DailyKpisOut)
-async def daily_kpis(_: KpiReader, conn: DbConnection, start: From, end: To) -> Any:
+async def daily_kpis(_: KpiReader, export: ExportAs, conn: DbConnection, start: From, end: To) -> Any:
+    """The days of the range, oldest first."""
     _check_range(start, end)
+    if export:
+        rows = await repository.stream_daily_kpis(conn, start=start, end=end, chunk_rows=export.chunk_rows)
+        return export.response("daily", start, end, DayKpisOut, rows)
     return {"from": start, "to": end, "days": await repository.daily_kpis(conn, start=start, end=end)}
 
 
 @router.get("/summary", response_model=KpiSummaryOut)
-async def kpi_summary(_: KpiReader, conn: DbConnection, start: From, end: To) -> Any:
-    """The range's headline figures (DESIGN §5): sums of the daily ones, distinct customers counted once."""
+async def kpi_summary(_: KpiReader, export: ExportAs, conn: DbConnection, start: From, end: To) -> Any:
+    """The range's headline figures (DESIGN §5): sums of the daily ones, distinct customers counted once.
+    As a file: one row, the range in its first two columns."""
     _check_range(start, end)
-    return {"from": start, "to": end, **await repository.kpi_summary(conn, start=start, end=end)}
+    summary = {"from": start, "to": end, **await repository.kpi_summary(conn, start=start, end=end)}
+    if export:
+        return export.response("summary", start, end, KpiSummaryOut, single_row(summary))
+    return summary
 
 
 @router.get("/categories", response_model=CategoriesOut)
-async def kpis_by_category(_: KpiReader, conn: DbConnection, start: From, end: To) -> Any:
-    return await _breakdown(conn, "categories", start, end)
+async def kpis_by_category(_: KpiReader, export: ExportAs, conn: DbConnection, start: From, end: To) -> Any:
+    return await _breakdown(conn, export, "categories", start, end)
 
 
 @router.get("/payment-methods", response_model=PaymentMethodsOut)
-async def kpis_by_payment_method(_: KpiReader, conn: DbConnection, start: From, end: To) -> Any:
-    return await _breakdown(conn, "payment_methods", start, end)
+async def kpis_by_payment_method(_: KpiReader, export: ExportAs, conn: DbConnection, start: From, end: To) -> Any:
+    return await _breakdown(conn, export, "payment_methods", start, end)
 
 
 @router.get("/states", response_model=StatesOut)
-async def kpis_by_state(_: KpiReader, conn: DbConnection, start: From, end: To) -> Any:
-    return await _breakdown(conn, "states", start, end)
+async def kpis_by_state(_: KpiReader, export: ExportAs, conn: DbConnection, start: From, end: To) -> Any:
+    return await _breakdown(conn, export, "states", start, end)
 
 
 @router.get("/top-products", response_model=TopProductsOut)
 async def top_products(
-    _: KpiReader, conn: DbConnection, start: From, end: To, limit: Annotated[int, Query(ge=1, le=1000)] = 10
+    _: KpiReader,
+    export: ExportAs,
+    conn: DbConnection,
+    start: From,
+    end: To,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> Any:
     _check_range(start, end)
+    if export:
+        rows = await repository.stream_top_products(
+            conn, start=start, end=end, limit=limit, chunk_rows=export.chunk_rows
+        )
+        return export.response("top-products", start, end, TopProductOut, rows)
     return {
         "from": start,
         "to": end,
