@@ -1,5 +1,5 @@
-"""Operator commands: ``python -m ops.admin migrate | create-key --name N --scopes a,b | backup | backups |
-restore --key K --into URL``."""
+"""Operator commands: ``python -m ops.admin migrate | grant-readers | create-key --name N --scopes a,b | backup |
+backups | restore --key K --into URL``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from ops.backup import BackupError, backup, list_backups, restore
+from ops.readers import ReaderError, grant_readers
 from shared.auth import SCOPES, create_api_key
 from shared.db import create_engine
 from shared.objectstore import all_buckets, create_object_store
@@ -40,11 +41,18 @@ def alembic_config(settings: PlatformSettings) -> Config:
     return config
 
 
-def migrate(settings: PlatformSettings, *, create_database: bool = True) -> None:
+def migrate(settings: PlatformSettings, *, create_database: bool = True) -> list[str]:
+    """Migrate to head, give the BI role its grants, create the buckets; returns what it has to say about the
+    BI role. A BI role that cannot be set up is reported, not fatal: the platform runs without Metabase."""
     if create_database:
         asyncio.run(ensure_database(settings))
     command.upgrade(alembic_config(settings), "head")
+    try:
+        said = asyncio.run(grant_readers(settings)).lines()
+    except ReaderError as exc:
+        said = [f"warning: {exc}"]
     create_object_store(settings).ensure_buckets(all_buckets(settings))
+    return said
 
 
 async def create_key(settings: PlatformSettings, name: str, scopes: list[str]) -> str:
@@ -61,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     mig = sub.add_parser("migrate", help="create the database if missing, migrate to head, create buckets")
     mig.add_argument("--no-create-database", action="store_true")
+    sub.add_parser(
+        "grant-readers",
+        help="create analytics_reader if missing; grant it every object of schema analytics, now and later",
+    )
     key = sub.add_parser("create-key", help="create an API key and print it (it is shown only once)")
     key.add_argument("--name", required=True)
     key.add_argument("--scopes", required=True, help=f"comma-separated subset of {','.join(SCOPES)}")
@@ -73,8 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = PlatformSettings()
     if args.command == "migrate":
-        migrate(settings, create_database=not args.no_create_database)
+        for line in migrate(settings, create_database=not args.no_create_database):
+            print(line, file=sys.stderr if line.startswith("warning") else sys.stdout)
         print(f"database {settings.database_name} is at head; buckets ready")
+    elif args.command == "grant-readers":
+        try:
+            report = asyncio.run(grant_readers(settings))
+        except ReaderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for line in report.lines():
+            print(line, file=sys.stderr if line.startswith("warning") else sys.stdout)
     elif args.command == "create-key":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
         try:

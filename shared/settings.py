@@ -27,6 +27,10 @@ class PlatformSettings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/salesdp"
     db_pool_size: int = 5
 
+    # Password analytics_reader (Metabase's read-only role) is created with when `migrate` finds it missing
+    # (ops/readers.py); unset, the role is created without one and logs in only where pg_hba.conf trusts.
+    analytics_reader_password: SecretStr = SecretStr("")
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     events_channel: str = "sdp:events"
     queue_prefix: str = ""

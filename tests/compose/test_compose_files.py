@@ -21,6 +21,7 @@ import yaml
 from dotenv import dotenv_values
 
 from devtools.settings import DevstackSettings
+from ops.metabase.provision import MetabaseSettings
 from services.api.settings import ApiSettings
 from services.ingest.settings import IngestSettings
 from services.transform.settings import TransformSettings
@@ -36,7 +37,7 @@ MINIO_INIT = COMPOSE_DIR / "minio" / "minio-init.sh"
 ROLES_SCRIPT = COMPOSE_DIR / "postgres" / "initdb" / "01-roles.sh"
 
 REQUIRED_BUCKETS = {"raw-data", "processed-data", "analytics", "backups"}
-ONE_SHOTS = {"minio-init", "migrate"}
+ONE_SHOTS = {"minio-init", "migrate", "metabase-provision"}
 PYTHON_LONG_RUNNING = {"ingest", "api", "transform-worker", "quality-worker", "warehouse-worker", "flower", "backup"}
 
 # The process commands the platform's services are started with (fixed by the project).
@@ -56,6 +57,7 @@ EXPECTED_COMMANDS = {
     ),
     "flower": "celery -A shared.celery_app:app flower --port=5555",
     "backup": "python -m ops.admin backup",
+    "metabase-provision": "python -m ops.metabase provision",
 }
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$${` is an escape.
@@ -199,6 +201,8 @@ def test_python_services_share_the_common_environment(
     broker_env, platform_env = compose["x-sdp-broker-env"], compose["x-sdp-env"]
     assert set(broker_env) < set(platform_env)
     for name, service in built_services(services).items():
+        if name == "metabase-provision":
+            continue  # talks to Metabase only: test_metabase_provisioning_runs_once_metabase_is_healthy
         env = environment(service)
         common = broker_env if name == "flower" else platform_env
         # Every long-running service logs in as its own role; only the migrations use the owner's.
@@ -208,6 +212,27 @@ def test_python_services_share_the_common_environment(
         if own_role:
             assert env["SDP_DATABASE_URL"].startswith(f"postgresql://{SERVICE_ROLES[name]}:$"), name
     assert environment(services["transform-worker"])["SDP_SPARK_MASTER"] == "spark://spark-master:7077"
+
+
+def test_metabase_provisioning_runs_once_metabase_is_healthy(
+    services: dict[str, dict[str, Any]], example_env: dict[str, str]
+) -> None:
+    service = services["metabase-provision"]
+    assert service["depends_on"] == {
+        "metabase": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    assert services["metabase"]["image"] == "metabase/metabase:v0.56.4"
+    env = {key: interpolate(value, example_env) for key, value in environment(service).items()}
+    # Metabase's address and the credentials it uses, nothing of the platform's database, broker or store.
+    assert not {key for key in env if key.startswith(("SDP_DATABASE", "SDP_REDIS", "SDP_OBJECT_STORE"))}
+    settings = MetabaseSettings.model_validate({key.removeprefix("SDP_").lower(): v for key, v in env.items()})
+    assert settings.metabase_url == "http://metabase:3000"
+    assert (settings.metabase_warehouse_host, settings.metabase_warehouse_port) == ("postgres", 5432)
+    assert settings.metabase_warehouse_database == "salesdp"
+    assert settings.analytics_reader_password.get_secret_value() == example_env["ANALYTICS_READER_PASSWORD"]
+    assert settings.metabase_admin_email == example_env["METABASE_ADMIN_EMAIL"]
+    assert settings.metabase_api_key.get_secret_value() == ""
 
 
 def test_postgres_command_carries_the_tuning_flags(services: dict[str, dict[str, Any]]) -> None:
@@ -280,6 +305,8 @@ def test_required_secrets_fail_when_missing(compose: dict[str, Any]) -> None:
         "MINIO_APP_ACCESS_KEY",
         "MINIO_APP_SECRET_KEY",
         "FLOWER_BASIC_AUTH",
+        "METABASE_ADMIN_EMAIL",
+        "METABASE_ADMIN_PASSWORD",
         *(f"{service}_DB_PASSWORD" for service in ("INGEST", "API", "TRANSFORM", "QUALITY", "WAREHOUSE", "RECONCILER")),
     }
     with pytest.raises(AssertionError, match="POSTGRES_APP_PASSWORD is required"):
@@ -303,7 +330,7 @@ def test_env_example_resolves_the_compose_file(compose: dict[str, Any], example_
 
 
 def test_env_example_shows_the_code_defaults(example_env: dict[str, str]) -> None:
-    classes = (PlatformSettings, ApiSettings, IngestSettings, TransformSettings, DevstackSettings)
+    classes = (PlatformSettings, ApiSettings, IngestSettings, TransformSettings, DevstackSettings, MetabaseSettings)
     sdp_values = {name: value for name, value in example_env.items() if name.startswith("SDP_")}
     assert len(sdp_values) >= 20
     for name, raw in sdp_values.items():

@@ -516,3 +516,17 @@ def test_every_analytics_column_is_commented_for_metabase(settings: PlatformSett
         assert await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'analytics'")
 
     in_rolled_back_transaction(settings.database_url, body)
+
+
+def test_every_analytics_table_and_view_is_described_for_metabase(settings: PlatformSettings) -> None:
+    async def body(conn: asyncpg.Connection) -> None:
+        objects = await conn.fetch(
+            """SELECT c.relname, c.relkind::text AS relkind, obj_description(c.oid, 'pg_class') AS comment
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'analytics' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"""
+        )
+        assert [r["relname"] for r in objects if not (r["comment"] or "").strip()] == []
+        kinds = {r["relkind"] for r in objects}
+        assert {"r", "v"} <= kinds and len(objects) >= 10
+
+    in_rolled_back_transaction(settings.database_url, body)

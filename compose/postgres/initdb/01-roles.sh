@@ -10,8 +10,8 @@
 #   airflow           Airflow's role, owner of its metadata database airflow.
 #   analytics_reader  read-only login for Metabase's data source: CONNECT on salesdp only here.
 #                     USAGE on schema analytics and SELECT on its tables and views (plus default
-#                     privileges for tables created later) are granted once the schema exists, by the
-#                     migration 0002; this role gets nothing else.
+#                     privileges for tables created later) are granted once the schema exists, by every
+#                     run of migrate (ops/readers.py); this role gets nothing else.
 #
 # Passwords come from the container's environment and reach psql through \getenv, so they appear
 # neither in this file nor on a command line.
