@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from services.api.routers import admin, batches, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
+from shared.apidocs import install_docs
 from shared.bus import EventBus
 from shared.db import create_engine
 from shared.http import install_error_handlers, install_metrics
@@ -27,10 +28,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.bus.close()
         await app.state.engine.dispose()
 
-    app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan)
+    app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app, "api")
+    install_docs(app)
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(admin.router)
