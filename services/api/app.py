@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from services.api.routers import admin, batches, events, health, kpis, pipeline, quality
+from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
 from shared.bus import EventBus
@@ -33,6 +34,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_metrics(app, "api")
     install_docs(app)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(admin.router)
@@ -40,4 +42,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(pipeline.router)
     app.include_router(kpis.router)
     app.include_router(events.router)
+    app.include_router(dashboard.router)
     return app
