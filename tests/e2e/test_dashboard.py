@@ -126,7 +126,7 @@ def test_dashboard_shows_the_apis_figures_and_a_quarantined_batch(platform: Plat
         # The admin's release button calls the admin endpoint; the batch then loads.
         held.locator("input").fill("e2e dashboard")
         held.locator("button.release").click()
-        expect(held.locator(".actions [role=status]")).to_contain_text("release: validated", timeout=WAIT_MS)
+        expect(page.locator("#action-result")).to_contain_text("release: validated", timeout=WAIT_MS)
         expect(page.locator('#events li[data-type="batch.loaded"]')).not_to_have_count(0, timeout=WAIT_MS)
         expect(held).to_have_count(0, timeout=WAIT_MS)
 

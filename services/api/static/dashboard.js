@@ -360,19 +360,21 @@
 
   function adminActions(batch) {
     const reason = el("input", { type: "text", placeholder: "reason (audited)", size: 30, maxlength: 2000 });
-    const result = el("span", { className: "muted", role: "status" });
+    // The outcome goes outside the list: a refresh redraws the list, and a released batch leaves it.
+    const result = $("action-result");
+    const name = `${batch.dataset} ${batch.file_name} (${batch.batch_id.slice(0, 8)})`;
     const act = (action) => async () => {
-      result.textContent = `${action}…`;
+      result.textContent = `${name}: ${action}…`;
       try {
         const done = await api(`/v1/batches/${batch.batch_id}/${action}`, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ reason: reason.value }),
         });
-        result.textContent = `${done.action}: ${done.status} (audit #${done.audit_id})`;
+        result.textContent = `${name}: ${done.action}: ${done.status} (audit #${done.audit_id})`;
         scheduleRefresh(true);
       } catch (error) {
-        result.textContent = `${action} refused: ${error.message}`;
+        result.textContent = `${name}: ${action} refused: ${error.message}`;
       }
     };
     return el(
@@ -381,7 +383,6 @@
       reason,
       el("button", { type: "button", className: "release", onclick: act("release") }, "Release"),
       el("button", { type: "button", className: "rerun", onclick: act("rerun-quality") }, "Re-run quality"),
-      result,
     );
   }
 
