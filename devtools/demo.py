@@ -29,11 +29,12 @@ def print_urls(settings: DevstackSettings) -> None:
     print(
         f"""
 Sales data platform is up.
-  ingest   http://127.0.0.1:{settings.ingest_port}/docs
-  api      http://127.0.0.1:{settings.api_port}/docs
-  flower   http://127.0.0.1:{settings.flower_port}  (basic auth {auth})
-  API key  {key_file.read_text()}  (admin scope; also in {key_file})
-  logs     {settings.run_dir / "logs"}
+  ingest    http://127.0.0.1:{settings.ingest_port}/docs
+  dashboard http://127.0.0.1:{settings.api_port}/  (sign in with the API key below)
+  api       http://127.0.0.1:{settings.api_port}/docs
+  flower    http://127.0.0.1:{settings.flower_port}  (basic auth {auth})
+  API key   {key_file.read_text()}  (admin scope; also in {key_file})
+  logs      {settings.run_dir / "logs"}
 """
     )
 

@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from services.api.routers import admin, batches, events, health, kpis, pipeline, quality
+from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
+from shared.apidocs import install_docs
 from shared.bus import EventBus
 from shared.db import create_engine
 from shared.http import install_error_handlers, install_metrics
@@ -27,10 +29,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.bus.close()
         await app.state.engine.dispose()
 
-    app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan)
+    app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app, "api")
+    install_docs(app)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(admin.router)
@@ -38,4 +42,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(pipeline.router)
     app.include_router(kpis.router)
     app.include_router(events.router)
+    app.include_router(dashboard.router)
     return app

@@ -18,6 +18,7 @@ from services.ingest.metrics import UploadMetrics
 from services.ingest.routers import connectors, datasets, files
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
+from shared.apidocs import install_docs
 from shared.bus import EventBus
 from shared.db import create_engine
 from shared.http import install_error_handlers, install_metrics
@@ -56,9 +57,10 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     if not keep_stream_buffers_in_heap():
         log.info("ingest.heap_settings_unavailable")
 
-    app = FastAPI(title="Sales data platform — ingest", version="1", lifespan=lifespan)
+    app = FastAPI(title="Sales data platform — ingest", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app)
     app.state.upload_metrics = UploadMetrics(install_metrics(app, "ingest"))
     for router in (connectors.router, datasets.router, files.router):
         app.include_router(router)
