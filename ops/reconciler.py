@@ -2,10 +2,11 @@
 
 Every few seconds it (1) publishes outbox events that were committed but never published (the
 publisher died between commit and publish), (2) resumes a stage whose lease lapsed (its worker died:
-shared/leases.py), queueing it again or, once it has died ``stage_max_attempts`` times, ending the batch
-``failed``, and (3) re-publishes the latest event of a batch that waits for a stage although neither a
-queue nor a worker holds its message (Redis restarted and lost it). Consumers are idempotent on
-(batch_id, stage), so a re-published event never runs a stage twice.
+shared/leases.py), queueing it again (at once after its first death, after a back-off after a later one)
+or, once it has died ``stage_max_attempts`` times, ending the batch ``failed``, and (3) re-publishes the
+latest event of a batch that waits for a stage although neither a queue nor a worker holds its message
+(Redis restarted and lost it). Consumers are idempotent on (batch_id, stage), so a re-published event
+never runs a stage twice.
 Every ``freshness_interval_seconds`` it also evaluates the datasets' freshness SLAs (ops/freshness.py),
 so a dataset that stops arriving is noticed without a batch arriving.
 
@@ -69,6 +70,11 @@ WHERE b.status IN ('received', 'staged', 'validated')
   AND b.updated_at < clock_timestamp() - make_interval(secs => :stuck_after)
   AND e.published_at IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM ops.batch_stages s WHERE s.batch_id = b.batch_id AND s.status = 'running')
+  AND NOT EXISTS (
+      SELECT 1 FROM ops.batch_stages s
+      WHERE s.batch_id = b.batch_id AND s.status = 'interrupted' AND s.interruptions >= 2
+        AND s.finished_at > clock_timestamp() - make_interval(secs => :backoff * power(2, s.interruptions - 2))
+  )
 ORDER BY b.updated_at
 LIMIT 500
 """
@@ -101,6 +107,9 @@ async def resume_dead_stages(engine: AsyncEngine, bus: EventBus, settings: Recon
                 fields = {"failed_stage": dead.stage, "error": reason}
                 await record_event(conn, poisoned, stage=dead.stage, fields=fields)
                 failed.append(poisoned)
+            elif interruptions >= 2:
+                # Queued again by the stuck-batch pass once its back-off is over (WAITING_BATCHES).
+                log.warning("reconcile.stage_backoff", batch_id=str(dead.batch_id), stage=dead.stage)
             else:
                 latest = (await conn.execute(text(LATEST_EVENT), {"batch_id": dead.batch_id})).scalar_one()
                 await conn.execute(text(TOUCH), {"batch_id": dead.batch_id})
@@ -114,7 +123,11 @@ async def resume_dead_stages(engine: AsyncEngine, bus: EventBus, settings: Recon
 async def stuck_batches(engine: AsyncEngine, bus: EventBus, settings: ReconcilerSettings) -> list[Event]:
     """The newest event of each batch that waits for a stage whose message no queue or worker holds."""
     async with engine.connect() as conn:
-        rows = await conn.execute(text(WAITING_BATCHES), {"stuck_after": settings.reconcile_stuck_after_seconds})
+        params = {
+            "stuck_after": settings.reconcile_stuck_after_seconds,
+            "backoff": settings.stage_retry_backoff_seconds,
+        }
+        rows = await conn.execute(text(WAITING_BATCHES), params)
         waiting = [_event(row[0]) for row in rows]
     if not waiting:
         return []

@@ -51,10 +51,13 @@ class PlatformSettings(BaseSettings):
 
     # Stage leases (shared/leases.py): a running stage renews its lease this often; one not renewed for
     # stage_lease_seconds is dead and the reconciler queues the stage again; a batch whose stage died
-    # stage_max_attempts times ends failed.
+    # stage_max_attempts times ends failed. A stage that died once is queued again at once; one that died
+    # n >= 2 times waits stage_retry_backoff_seconds * 2^(n-2) first, so a suspected poison batch lets the
+    # queue's other batches through instead of taking the worker down in a loop.
     stage_heartbeat_seconds: float = 5.0
     stage_lease_seconds: float = 20.0
     stage_max_attempts: int = 3
+    stage_retry_backoff_seconds: float = 60.0
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 # The marker of a poison file: the transform worker that handles it dies before committing, every time.
 POISON = "poison"
 # Periods shortened so twenty trials fit in minutes; FAULT_PERIODS=defaults runs the suite on the platform's
-# defaults (lease 20 s, reconcile every 5 s, lost messages after 15 s), as an operator would.
+# defaults (lease 20 s, reconcile every 5 s, lost messages after 15 s, back-off 60 s), as an operator would.
 SHORT_PERIODS = {
     "SDP_STAGE_HEARTBEAT_SECONDS": "1",
     "SDP_STAGE_LEASE_SECONDS": "4",
+    "SDP_STAGE_RETRY_BACKOFF_SECONDS": "10",
     "SDP_RECONCILE_INTERVAL_SECONDS": "1",
     "SDP_RECONCILE_UNPUBLISHED_AFTER_SECONDS": "2",
     "SDP_RECONCILE_STUCK_AFTER_SECONDS": "5",

@@ -233,6 +233,7 @@ def test_the_reconciler_resumes_dead_stages_fails_poisoned_ones_and_finds_lost_m
         stage_lease_seconds=LEASE_SECONDS,
         stage_max_attempts=3,
         reconcile_stuck_after_seconds=1.0,
+        stage_retry_backoff_seconds=30.0,
     )
     client = redis.Redis.from_url(settings.redis_url)
 
@@ -248,6 +249,8 @@ def test_the_reconciler_resumes_dead_stages_fails_poisoned_ones_and_finds_lost_m
             alive = await add_batch(conn, heartbeat_age=0.0)
             locked = await add_batch(conn, heartbeat_age=LEASE_SECONDS + 5)
             poisoned = await add_batch(conn, heartbeat_age=LEASE_SECONDS + 5, interruptions=2)
+            # Dies a second time: queued again only after the back-off, so the other batches go first.
+            suspect = await add_batch(conn, heartbeat_age=LEASE_SECONDS + 5, interruptions=1)
             lost = await add_batch(conn)
             # An open transaction holds the batch row, as a living stage's work does.
             transaction = holder.transaction()
@@ -269,6 +272,9 @@ def test_the_reconciler_resumes_dead_stages_fails_poisoned_ones_and_finds_lost_m
             assert "died in each of its 3 attempts" in failed["batch_error"]
             assert task_id(lost) in queued, "a batch whose message is in no queue is published again"
             assert report.republished == 1
+            row = await stage_row(conn, suspect.batch_id)
+            assert (row["batch_status"], row["status"], row["interruptions"]) == ("received", "interrupted", 2)
+            assert task_id(suspect) not in queued, "a stage that died twice waits for its back-off"
 
             # Queued now: a second pass leaves them be however long they wait.
             await conn.execute(
@@ -286,6 +292,16 @@ def test_the_reconciler_resumes_dead_stages_fails_poisoned_ones_and_finds_lost_m
             lost_again = await reconcile_once(engine, bus, settings)
             assert lost_again.republished == 2
             assert {task_id(dead), task_id(lost)} <= bus.waiting_task_ids(delivered_within=60)
+            assert task_id(suspect) not in bus.waiting_task_ids(delivered_within=60)
+
+            # Its back-off over, the stage that died twice is queued again, once.
+            await conn.execute(
+                "UPDATE ops.batch_stages SET finished_at = now() - interval '31 seconds' WHERE batch_id = $1",
+                suspect.batch_id,
+            )
+            after_backoff = await reconcile_once(engine, bus, settings)
+            assert after_backoff.republished == 1
+            assert task_id(suspect) in bus.waiting_task_ids(delivered_within=60)
             await transaction.rollback()
         finally:
             bus.close()
