@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.api import metrics
 from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
@@ -32,7 +33,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
-    install_metrics(app, "api")
+    registry = install_metrics(app, "api", metrics.scrape)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.include_router(health.router)
