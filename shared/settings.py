@@ -92,6 +92,12 @@ class PlatformSettings(BaseSettings):
         port: int = getattr(self, f"{service}_metrics_port")
         return port
 
+    @property
+    def kpi_cache_namespace(self) -> str:
+        """Where the API's KPI cache and its generation counter live in Redis: one namespace per deployment
+        (the queue prefix) and database, so runs sharing a Redis never read each other's answers."""
+        return f"{self.queue_prefix}sdp:kpi:{self.database_name}:"
+
     def queue(self, service: str) -> str:
         """The Celery queue a service consumes; a prefix isolates test runs sharing one Redis."""
         return f"{self.queue_prefix}{service}"

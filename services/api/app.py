@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.api import metrics
+from services.api.cache import KpiCache
 from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
@@ -26,7 +27,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.bus = EventBus(settings)
+        app.state.kpi_cache = KpiCache(settings, registry)
         yield
+        await app.state.kpi_cache.close()
         app.state.bus.close()
         await app.state.engine.dispose()
 
