@@ -38,10 +38,16 @@ class ProcessSpec:
     health_url: str | None = None
     celery_app: str | None = None
     celery_node: str | None = None
+    # Where a worker serves its own Prometheus metrics (shared/worker_metrics.py).
+    metrics_url: str | None = None
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def _metrics_url(host: str, port: int) -> str | None:
+    return f"http://{host}:{port}/metrics" if port else None
 
 
 def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessSpec]:
@@ -105,6 +111,7 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
                 ],
                 celery_app=app,
                 celery_node=name,
+                metrics_url=_metrics_url(host, settings.metrics_port(service)),
             )
         )
     specs.append(ProcessSpec("reconciler", [sys.executable, "-m", "ops.reconciler"]))

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -48,10 +49,9 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
     return found.get((name, frozenset(labels.items())), 0.0)
 
 
-@pytest.fixture(params=["prefork", "solo"])
-def worker(request: pytest.FixtureRequest, test_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A quality worker of its own queue (prefork with one child, or solo), and its metrics URL."""
-    pool = request.param
+@contextmanager
+def running_worker(test_env: dict[str, str], tmp_path: Path, pool: str) -> Iterator[tuple[str, str]]:
+    """A quality worker of its own queue (prefork with one child, or solo): its queue prefix and metrics URL."""
     prefix = f"{test_env['SDP_QUEUE_PREFIX']}wm-{uuid.uuid4().hex[:8]}-"
     port = free_port()
     env = {
@@ -102,6 +102,12 @@ def worker(request: pytest.FixtureRequest, test_env: dict[str, str], tmp_path: P
         log.close()
     # A worker that stopped leaves no metrics files behind.
     assert not list((tmp_path / "metrics").glob("*/*.db"))
+
+
+@pytest.fixture(params=["prefork", "solo"])
+def worker(request: pytest.FixtureRequest, test_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with running_worker(test_env, tmp_path, request.param) as running:
+        yield running
 
 
 def test_worker_counts_its_tasks_by_state(worker: tuple[str, str], test_env: dict[str, str]) -> None:
