@@ -38,16 +38,10 @@ class ProcessSpec:
     health_url: str | None = None
     celery_app: str | None = None
     celery_node: str | None = None
-    # Where a worker serves its own Prometheus metrics (shared/worker_metrics.py).
-    metrics_url: str | None = None
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
-
-
-def _metrics_url(host: str, port: int) -> str | None:
-    return f"http://{host}:{port}/metrics" if port else None
 
 
 def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessSpec]:
@@ -90,6 +84,7 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
         "quality": ["--concurrency", "1"],
         "warehouse": ["--concurrency", "1"],
     }
+    # Each worker serves its metrics on its service's port (SDP_<SERVICE>_METRICS_PORT; demo.print_urls).
     for service, extra in worker_args.items():
         app = f"services.{service}.worker:app"
         name = f"{settings.queue(service)}@{host}"
@@ -111,7 +106,6 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
                 ],
                 celery_app=app,
                 celery_node=name,
-                metrics_url=_metrics_url(host, settings.metrics_port(service)),
             )
         )
     specs.append(ProcessSpec("reconciler", [sys.executable, "-m", "ops.reconciler"]))
