@@ -33,6 +33,8 @@ Sales data platform is up.
   dashboard http://127.0.0.1:{settings.api_port}/  (sign in with the API key below)
   api       http://127.0.0.1:{settings.api_port}/docs
   flower    http://127.0.0.1:{settings.flower_port}  (basic auth {auth})
+  metrics   http://127.0.0.1:{settings.api_port}/metrics, http://127.0.0.1:{settings.ingest_port}/metrics and the
+            workers' {", ".join(f"{s}: {settings.metrics_port(s)}" for s in ("transform", "quality", "warehouse"))}
   API key   {key_file.read_text()}  (admin scope; also in {key_file})
   logs      {settings.run_dir / "logs"}
 """

@@ -84,6 +84,7 @@ def process_specs(settings: DevstackSettings, flower_auth: str) -> list[ProcessS
         "quality": ["--concurrency", "1"],
         "warehouse": ["--concurrency", "1"],
     }
+    # Each worker serves its metrics on its service's port (SDP_<SERVICE>_METRICS_PORT; demo.print_urls).
     for service, extra in worker_args.items():
         app = f"services.{service}.worker:app"
         name = f"{settings.queue(service)}@{host}"

@@ -31,6 +31,8 @@ ROUTES: dict[str, Route] = {
     "batch.validated": Route("warehouse.load_batch", "warehouse"),
 }
 SERVICES = ("transform", "quality", "warehouse")
+# Events after which the KPIs may read differently: publishing one moves the KPI cache to a new generation.
+KPI_CHANGING_EVENTS = frozenset({"batch.loaded"})
 # Kombu's Redis transport keeps a queue's messages of priority p > 0 in a list of their own, named so.
 PRIORITY_STEPS = (3, 6, 9)
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -92,7 +94,12 @@ class EventBus:
                 queue=self.settings.queue(route.service),
                 task_id=task_id(event),
             )
-        self.redis.publish(self.settings.events_channel, event.model_dump_json())
+        with self.redis.pipeline(transaction=True) as pipe:
+            # In one MULTI with the live stream's copy: a published load is never without its new generation.
+            if event.type in KPI_CHANGING_EVENTS:
+                pipe.incr(kpi_generation_key(self.settings))
+            pipe.publish(self.settings.events_channel, event.model_dump_json())
+            pipe.execute()
 
     def warm_up(self) -> None:
         """Load the broker's transport, the result backend and the task sender, and connect, now: the first
@@ -125,6 +132,12 @@ class EventBus:
 
     def close(self) -> None:
         self.redis.close()
+
+
+def kpi_generation_key(settings: PlatformSettings) -> str:
+    """The counter the API's KPI cache keys carry: bumped when a load is published (after its commit), so
+    a request that reads the new value reads the loaded data, and no cached answer of before is found."""
+    return f"{settings.kpi_cache_namespace}generation"
 
 
 def _unacked_keys(settings: PlatformSettings) -> tuple[str, str]:

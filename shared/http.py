@@ -7,13 +7,14 @@ route of both services: the error handlers here turn the driver's errors into it
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
@@ -135,8 +136,23 @@ class RequestMetrics:
             self.latency.labels(self.service, scope["method"], template).observe(time.perf_counter() - started)
 
 
-def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
-    """Request counts and latencies per route template, served at ``GET /metrics``."""
+class _Snapshot:
+    """A collector of metric families read once, for one scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+# What a service reads at scrape time (its dependencies' state), beside the registry's own metrics.
+ScrapeHook = Callable[[Request], Awaitable[Iterable[Metric]]]
+
+
+def install_metrics(app: FastAPI, service: str, scrape: ScrapeHook | None = None) -> CollectorRegistry:
+    """Request counts and latencies per route template, served at ``GET /metrics``, with the families
+    ``scrape`` reads for each scrape (asynchronously, so a slow dependency holds no thread)."""
     registry = CollectorRegistry()
     requests = Counter(
         "sdp_http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=registry
@@ -147,8 +163,13 @@ def install_metrics(app: FastAPI, service: str) -> CollectorRegistry:
     app.add_middleware(RequestMetrics, service=service, requests=requests, latency=latency)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        body = generate_latest(registry)
+        if scrape is not None:
+            scraped = CollectorRegistry(auto_describe=False)
+            scraped.register(_Snapshot(await scrape(request)))
+            body += generate_latest(scraped)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return registry
 

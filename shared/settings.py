@@ -61,6 +61,14 @@ class PlatformSettings(BaseSettings):
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 
+    # Each Celery worker serves its own Prometheus metrics (shared/worker_metrics.py) on its service's port,
+    # on this address; 0 turns a worker's metrics server off. Every process knows all three so that the
+    # local stack and Prometheus's targets agree.
+    worker_metrics_address: str = "127.0.0.1"
+    transform_metrics_port: int = 9101
+    quality_metrics_port: int = 9102
+    warehouse_metrics_port: int = 9103
+
     # The declarative quality checks and freshness SLAs (shared/quality_config.py), read by the quality
     # worker for every batch, by the API and by the reconciler's freshness evaluation.
     quality_config: Path = PROJECT_ROOT / "services" / "quality" / "checks.toml"
@@ -81,6 +89,17 @@ class PlatformSettings(BaseSettings):
     @property
     def database_name(self) -> str:
         return urlsplit(self.database_url).path.lstrip("/")
+
+    def metrics_port(self, service: str) -> int:
+        """The port a worker of ``service`` serves its metrics on."""
+        port: int = getattr(self, f"{service}_metrics_port")
+        return port
+
+    @property
+    def kpi_cache_namespace(self) -> str:
+        """Where the API's KPI cache and its generation counter live in Redis: one namespace per deployment
+        (the queue prefix) and database, so runs sharing a Redis never read each other's answers."""
+        return f"{self.queue_prefix}sdp:kpi:{self.database_name}:"
 
     def queue(self, service: str) -> str:
         """The Celery queue a service consumes; a prefix isolates test runs sharing one Redis."""

@@ -28,6 +28,7 @@ from shared.events import BatchFailed, Event
 from shared.logs import batch_context, configure_logging, get_logger
 from shared.objectstore import ObjectStore, create_object_store
 from shared.settings import PlatformSettings
+from shared.worker_metrics import WorkerMetrics
 
 S = TypeVar("S", bound=PlatformSettings)
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class WorkerRuntime(Generic[S]):
         self.service = service
         self.settings = settings
         self.celery = create_celery(settings, service)
+        self.metrics = WorkerMetrics(self.celery, service, settings)
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resources: Resources[S] | None = None

@@ -137,6 +137,13 @@ def test_env(
         "SDP_WORK_DIR": str(tmp_path_factory.mktemp("work")),
         "SDP_LOG_LEVEL": "INFO",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        # Most API tests write the analytics tables themselves, not through a load that moves the KPI cache's
+        # generation: their KPIs are read uncached. The cache's own tests and the platform turn it on.
+        "SDP_API_KPI_CACHE_TTL_SECONDS": "0",
+        # A worker started outside the platform fixture serves no metrics unless its test asks for a port.
+        "SDP_TRANSFORM_METRICS_PORT": "0",
+        "SDP_QUALITY_METRICS_PORT": "0",
+        "SDP_WAREHOUSE_METRICS_PORT": "0",
     }
     migrate(settings_from(env), create_database=False)
     yield env
@@ -215,7 +222,17 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
     run_dir = tmp_path_factory.mktemp("run")
     quality_config = run_dir / "checks.toml"
     quality_config.write_bytes(PlatformSettings().quality_config.read_bytes())
-    ports = {"SDP_INGEST_PORT": free_port(), "SDP_API_PORT": free_port(), "SDP_FLOWER_PORT": free_port()}
+    ports = {
+        name: free_port()
+        for name in (
+            "SDP_INGEST_PORT",
+            "SDP_API_PORT",
+            "SDP_FLOWER_PORT",
+            "SDP_TRANSFORM_METRICS_PORT",
+            "SDP_QUALITY_METRICS_PORT",
+            "SDP_WAREHOUSE_METRICS_PORT",
+        )
+    }
     env = {
         **test_env,
         **{k: str(v) for k, v in ports.items()},
@@ -229,6 +246,8 @@ def platform(test_env: dict[str, str], tmp_path_factory: Any) -> Iterator[Platfo
         "SDP_STAGE_LEASE_SECONDS": "6",
         "SDP_FRESHNESS_INTERVAL_SECONDS": "1",
         "SDP_QUALITY_CONFIG": str(quality_config),
+        # The platform's KPIs change only by loads, which move the cache's generation.
+        "SDP_API_KPI_CACHE_TTL_SECONDS": "300",
     }
     dev_settings = settings_from(
         env,

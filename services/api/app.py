@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.api import metrics
+from services.api.cache import KpiCache
 from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
@@ -25,14 +27,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.bus = EventBus(settings)
+        app.state.kpi_cache = KpiCache(settings, registry)
         yield
+        await app.state.kpi_cache.close()
         app.state.bus.close()
         await app.state.engine.dispose()
 
     app = FastAPI(title="Sales data platform — API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     install_error_handlers(app)
-    install_metrics(app, "api")
+    registry = install_metrics(app, "api", metrics.scrape)
     install_docs(app)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.include_router(health.router)

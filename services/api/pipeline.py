@@ -25,7 +25,7 @@ KOMBU_PRIORITY_STEPS = (3, 6, 9)
 WORKER_REPLY_SECONDS = 1.0
 
 
-def _queue_lengths(bus: EventBus, settings: ApiSettings) -> list[dict[str, Any]]:
+def queue_lengths(bus: EventBus, settings: ApiSettings) -> list[dict[str, Any]]:
     queues = [(service, settings.queue(service)) for service in SERVICES]
     try:
         with bus.redis.pipeline(transaction=False) as pipe:
@@ -67,7 +67,7 @@ async def status(conn: AsyncConnection, bus: EventBus, settings: ApiSettings) ->
     by_status = await repository.batches_by_status(conn)
     # Redis and Celery's broadcast block: they run in threads, side by side.
     queues, workers = await asyncio.gather(
-        asyncio.to_thread(_queue_lengths, bus, settings),
+        asyncio.to_thread(queue_lengths, bus, settings),
         asyncio.to_thread(_workers, bus, settings),
     )
     return {

@@ -306,3 +306,61 @@ async def insert_audit(conn: AsyncConnection, *, actor: str, action: str, target
         )
     ).scalar_one()
     return int(audit_id)
+
+
+# --- what /metrics reads at scrape time (services/api/metrics.py): aggregates over small ops tables ---
+
+
+async def batch_totals(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Batches and their rows by dataset and status."""
+    rows = await conn.execute(
+        text(
+            """SELECT dataset, status, count(*) AS batches, coalesce(sum(rows_in), 0) AS rows_in,
+                      coalesce(sum(rows_valid), 0) AS rows_valid, coalesce(sum(rows_rejected), 0) AS rows_rejected,
+                      coalesce(sum(rows_duplicate), 0) AS rows_duplicate
+               FROM ops.batches GROUP BY dataset, status"""
+        )
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def in_flight_ages(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Per dataset and non-terminal status, the seconds since the least recently moved batch moved."""
+    rows = await conn.execute(
+        text(
+            """SELECT dataset, status, extract(epoch FROM clock_timestamp() - min(updated_at))::float8 AS age
+               FROM ops.batches WHERE status NOT IN ('loaded', 'quarantined', 'failed')
+               GROUP BY dataset, status"""
+        )
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def freshness_lags(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """The latest freshness evaluation per dataset, its lags carried forward to now."""
+    rows = await conn.execute(
+        text(
+            """SELECT dataset, status, severity, max_load_lag_seconds, max_event_lag_seconds,
+                      extract(epoch FROM clock_timestamp() - last_loaded_at)::float8 AS load_lag_seconds,
+                      extract(epoch FROM clock_timestamp() - max_event_ts)::float8 AS event_lag_seconds
+               FROM ops.freshness"""
+        )
+    )
+    return [dict(r) for r in rows.mappings()]
+
+
+async def stage_duration_buckets(conn: AsyncConnection, bounds: Sequence[float]) -> list[dict[str, Any]]:
+    """Finished stages by stage, dataset and duration bucket (``width_bucket`` over ``bounds``: 0 below the
+    first bound, len(bounds) at or above the last), with the bucket's summed seconds."""
+    rows = await conn.execute(
+        text(
+            """SELECT s.stage, b.dataset, width_bucket(s.seconds, CAST(:bounds AS float8[])) AS bucket,
+                      count(*) AS n, sum(s.seconds) AS seconds
+               FROM (SELECT batch_id, stage, extract(epoch FROM finished_at - started_at)::float8 AS seconds
+                     FROM ops.batch_stages WHERE status = 'succeeded' AND finished_at IS NOT NULL) AS s
+               JOIN ops.batches AS b USING (batch_id)
+               GROUP BY s.stage, b.dataset, bucket"""
+        ),
+        {"bounds": list(bounds)},
+    )
+    return [dict(r) for r in rows.mappings()]

@@ -235,6 +235,23 @@ def test_metabase_provisioning_runs_once_metabase_is_healthy(
     assert settings.metabase_api_key.get_secret_value() == ""
 
 
+def test_workers_serve_metrics_on_their_own_ports(
+    services: dict[str, dict[str, Any]], example_env: dict[str, str]
+) -> None:
+    ports = {}
+    for name in ("transform-worker", "quality-worker", "warehouse-worker"):
+        service = name.removesuffix("-worker")
+        env = {key: interpolate(value, example_env) for key, value in environment(services[name]).items()}
+        settings = PlatformSettings.model_validate({key.removeprefix("SDP_").lower(): v for key, v in env.items()})
+        # Reachable from Prometheus's container, on the port the code defaults to (and .env.example shows).
+        assert settings.worker_metrics_address == "0.0.0.0", name
+        assert settings.metrics_port(service) == PlatformSettings.model_fields[f"{service}_metrics_port"].default
+        ports[name] = settings.metrics_port(service)
+        # Not published on the host: only Prometheus scrapes them.
+        assert not [p for p in services[name].get("ports", []) if str(p).endswith(f":{ports[name]}")], name
+    assert len(set(ports.values())) == len(ports)
+
+
 def test_postgres_command_carries_the_tuning_flags(services: dict[str, dict[str, Any]]) -> None:
     command = command_line(services["postgres"])
     assert services["postgres"]["image"].startswith("postgres:15")
@@ -245,7 +262,7 @@ def test_postgres_command_carries_the_tuning_flags(services: dict[str, dict[str,
 def test_published_ports_do_not_collide(services: dict[str, dict[str, Any]]) -> None:
     host_ports = [str(port).rsplit(":", 2)[-2] for service in services.values() for port in service.get("ports", [])]
     assert len(host_ports) == len(set(host_ports)), host_ports
-    assert {"8000", "8001", "5555", "8080", "7077", "3000", "9000", "9001", "8088"} <= set(host_ports)
+    assert {"8000", "8001", "5555", "8080", "7077", "3000", "9000", "9001", "8088", "9090"} <= set(host_ports)
 
 
 def test_dockerfile_has_the_targets_compose_builds(services: dict[str, dict[str, Any]]) -> None:
