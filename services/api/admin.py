@@ -5,6 +5,9 @@ Each one moves the batch, records the event in the outbox and an audit entry in 
 the batch row's lock, then publishes the event after the commit (shared/batches.py). The reconciler
 re-publishes the event if the publish is lost, and the next stage runs only from the status it expects,
 so a released batch is loaded once.
+
+The backfill (services/api/backfill.py) is no batch's: it rewrites analytics rows and its audit entry in one
+transaction, and only announces itself on the live stream after the commit.
 """
 
 from __future__ import annotations
