@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.events import Event
 
 BATCH_COLUMNS = """batch_id, dataset, status, file_name, sha256, size_bytes, schema_drift, received_at,
-    finished_at, rows_in, rows_valid, rows_rejected, rows_duplicate, error"""
+    finished_at, rows_in, rows_valid, rows_rejected, rows_duplicate, error, attempt"""
 
 
 async def get_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any] | None:

@@ -103,6 +103,7 @@ class BatchOut(Schema):
         description="The quality config version the results come from, with its rules for the batch's dataset"
     )
     error: str | None
+    attempt: int = Field(description="the batch's run through the stages: 1, then one more per replay")
 
 
 class BatchSummaryOut(Schema):

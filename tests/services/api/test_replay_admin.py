@@ -114,6 +114,7 @@ def test_a_terminal_batch_is_replayed_once_as_its_next_attempt(
     assert again.status_code == 202, again.text
     assert {**again.json(), "replayed": True} == body and again.json()["replayed"] is False
     assert _transform_queue(admin, api) == queued + 1
+    assert admin.get(f"{api}/v1/batches/{batch_id}").raise_for_status().json()["attempt"] == 2
 
     [row] = asyncio.run(
         _fetch(
