@@ -13,6 +13,7 @@ from typing import cast
 
 import redis
 from celery import Celery
+from pydantic import BaseModel
 
 from shared.events import Event
 from shared.settings import PlatformSettings
@@ -100,6 +101,10 @@ class EventBus:
                 pipe.incr(kpi_generation_key(self.settings))
             pipe.publish(self.settings.events_channel, event.model_dump_json())
             pipe.execute()
+
+    def broadcast(self, message: BaseModel) -> None:
+        """Send a message no stage consumes (an operation's, such as a backfill) to the live stream alone."""
+        self.redis.publish(self.settings.events_channel, message.model_dump_json())
 
     def warm_up(self) -> None:
         """Load the broker's transport, the result backend and the task sender, and connect, now: the first

@@ -12,6 +12,13 @@ class Dataset(StrEnum):
     sales = "sales"
 
 
+# One advisory lock per dataset (services/warehouse/load.py). A load takes the locks of every dataset whose
+# tables it reads or writes, always in this order (no deadlock): a sales load binds to both dimensions; a
+# dimension load re-binds facts. So two loads never interleave where they share data, and the api's
+# backfill, which rewrites what every load refreshes, takes all three.
+WAREHOUSE_LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

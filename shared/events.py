@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -104,3 +104,30 @@ def parse_event(payload: dict[str, object] | str | bytes) -> Event:
     if isinstance(payload, dict):
         return EventAdapter.validate_python(payload)
     return EventAdapter.validate_json(payload)
+
+
+class AnalyticsBackfilled(BaseModel):
+    """Not a batch's event: an admin's backfill rebuilt a date range's analytics (services/api/backfill.py).
+    It is only broadcast on the live stream; the audit log keeps the record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["analytics.backfilled"] = "analytics.backfilled"
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: datetime = Field(default_factory=_now)
+    date_from: date
+    date_to: date
+    changed: bool
+    # table -> {"changed": n, "inserted": n, "deleted": n}
+    tables: dict[str, dict[str, int]]
+    audit_id: int
+
+
+StreamEvent = Event | AnalyticsBackfilled
+
+
+def parse_stream_event(payload: dict[str, object]) -> StreamEvent:
+    """A message of the live stream: a batch's event or an operation's."""
+    if payload.get("type") == "analytics.backfilled":
+        return AnalyticsBackfilled.model_validate(payload)
+    return parse_event(payload)

@@ -203,8 +203,9 @@ def require_scope(scope: str | None) -> Callable[[Request], Awaitable[Principal]
         presented = _presented_key(request)
         if presented is None:
             raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)")
+        interval = request.app.state.settings.api_key_last_used_interval_seconds
         async with engine_of(request).begin() as conn:
-            principal = await authenticate(conn, presented)
+            principal = await authenticate(conn, presented, last_used_interval_seconds=interval)
         if principal is None:
             raise ApiError(401, "unauthenticated", "the API key is not valid")
         if scope is not None and not principal.allows(scope):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,11 @@ class PlatformSettings(BaseSettings):
     stage_lease_seconds: float = 20.0
     stage_max_attempts: int = 3
     stage_retry_backoff_seconds: float = 60.0
+
+    # API keys (shared/auth.py): a rotated key is still accepted this long; a key's last use is written at most
+    # this often, so an authenticated request costs a read, not a write.
+    api_key_rotation_grace_seconds: float = Field(default=86400.0, ge=0)
+    api_key_last_used_interval_seconds: float = Field(default=60.0, ge=0)
 
     work_dir: Path = PROJECT_ROOT / ".data" / "work"
 

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api import metrics
 from services.api.cache import KpiCache
-from services.api.routers import admin, batches, dashboard, events, health, kpis, pipeline, quality
+from services.api.routers import admin, backfill, batches, dashboard, events, health, keys, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
 from shared.bus import EventBus
@@ -42,6 +42,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(batches.router)
     app.include_router(admin.router)
+    app.include_router(backfill.router)
+    app.include_router(keys.router)
     app.include_router(quality.router)
     app.include_router(pipeline.router)
     app.include_router(kpis.router)

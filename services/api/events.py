@@ -19,7 +19,7 @@ from redis.asyncio.client import PubSub
 
 from services.api import repository
 from services.api.settings import ApiSettings
-from shared.events import Event, parse_event
+from shared.events import AnalyticsBackfilled, Event, StreamEvent, parse_event, parse_stream_event
 from shared.http import engine_of
 from shared.logs import get_logger
 
@@ -38,7 +38,18 @@ def _event(data: str | bytes) -> Event | None:
         return None
 
 
-def _frame(event: Event) -> str:
+def _stream_event(data: str | bytes) -> StreamEvent | None:
+    try:
+        return parse_stream_event(json.loads(data))
+    except (ValueError, ValidationError):
+        log.warning("events.unreadable_message")
+        return None
+
+
+def _frame(event: StreamEvent) -> str:
+    if isinstance(event, AnalyticsBackfilled):
+        # No id: it is not in the outbox, so as a client's Last-Event-ID it would find nothing to resume from.
+        return f"event: {event.type}\ndata: {event.model_dump_json()}\n\n"
     return f"id: {event.event_id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
 
 
@@ -81,8 +92,11 @@ async def _frames(
                     idle = 0.0
                     yield ": keep-alive\n\n"
                 continue
-            event = _event(message["data"])
-            if event is None or batch_id not in (None, event.batch_id) or event.event_id in replayed:
+            event = _stream_event(message["data"])
+            if event is None or event.event_id in replayed:
+                continue
+            # An operation's event (a backfill) concerns no one batch: only the unfiltered stream carries it.
+            if batch_id is not None and (isinstance(event, AnalyticsBackfilled) or event.batch_id != batch_id):
                 continue
             idle = 0.0
             yield _frame(event)

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.events import Event
+
 BATCH_COLUMNS = """batch_id, dataset, status, file_name, sha256, size_bytes, schema_drift, received_at,
-    finished_at, rows_in, rows_valid, rows_rejected, rows_duplicate, error"""
+    finished_at, rows_in, rows_valid, rows_rejected, rows_duplicate, error, attempt"""
 
 
 async def get_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any] | None:
@@ -364,3 +366,81 @@ async def stage_duration_buckets(conn: AsyncConnection, bounds: Sequence[float])
         {"bounds": list(bounds)},
     )
     return [dict(r) for r in rows.mappings()]
+
+
+async def first_received_event(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any] | None:
+    """The payload of the batch's first ``batch.received`` event, the one ingest recorded with the raw object."""
+    payload = (
+        await conn.execute(
+            text(
+                """SELECT payload FROM ops.batch_events WHERE batch_id = :b AND type = 'batch.received'
+                   ORDER BY created_at LIMIT 1"""
+            ),
+            {"b": batch_id},
+        )
+    ).scalar_one_or_none()
+    if payload is None:
+        return None
+    decoded: dict[str, Any] = payload if isinstance(payload, dict) else json.loads(payload)
+    return decoded
+
+
+async def batch_attempt(conn: AsyncConnection, batch_id: uuid.UUID) -> int:
+    attempt = (
+        await conn.execute(text("SELECT attempt FROM ops.batches WHERE batch_id = :b"), {"b": batch_id})
+    ).scalar_one()
+    return int(attempt)
+
+
+async def last_replay_audit(
+    conn: AsyncConnection, batch_id: uuid.UUID, *, idempotency_key: str | None = None
+) -> tuple[int, dict[str, Any]] | None:
+    """The latest audited replay of the batch (with that Idempotency-Key, if one is given): its id and details."""
+    row = (
+        await conn.execute(
+            text(
+                """SELECT audit_id, details FROM ops.audit_log
+                   WHERE action = 'batch.replay' AND target = :target
+                     AND (CAST(:key AS text) IS NULL OR details ->> 'idempotency_key' = :key)
+                   ORDER BY audit_id DESC LIMIT 1"""
+            ),
+            {"target": str(batch_id), "key": idempotency_key},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    details: dict[str, Any] = row[1] if isinstance(row[1], dict) else json.loads(row[1])
+    return int(row[0]), details
+
+
+async def start_attempt(conn: AsyncConnection, batch_id: uuid.UUID, received: Event) -> int:
+    """Put a terminal batch back at ``received`` as its next attempt and queue ``received`` in the outbox; the
+    stages' records stay (their attempts count on), their deaths are forgotten: a new run gets every try.
+    The ingest stage keeps its timing, which is the upload's."""
+    attempt = (
+        await conn.execute(
+            text(
+                """UPDATE ops.batches SET status = 'received', attempt = attempt + 1, error = NULL,
+                          failed_stage = NULL, finished_at = NULL, updated_at = clock_timestamp()
+                   WHERE batch_id = :b RETURNING attempt"""
+            ),
+            {"b": batch_id},
+        )
+    ).scalar_one()
+    await conn.execute(
+        text("UPDATE ops.batch_stages SET interruptions = 0 WHERE batch_id = :b AND stage <> 'ingest'"),
+        {"b": batch_id},
+    )
+    await conn.execute(
+        text(
+            """INSERT INTO ops.batch_events (event_id, batch_id, type, payload)
+               VALUES (:event_id, :batch_id, :type, CAST(:payload AS jsonb))"""
+        ),
+        {
+            "event_id": received.event_id,
+            "batch_id": batch_id,
+            "type": received.type,
+            "payload": received.model_dump_json(),
+        },
+    )
+    return int(attempt)

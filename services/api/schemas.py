@@ -103,6 +103,7 @@ class BatchOut(Schema):
         description="The quality config version the results come from, with its rules for the batch's dataset"
     )
     error: str | None
+    attempt: int = Field(description="the batch's run through the stages: 1, then one more per replay")
 
 
 class BatchSummaryOut(Schema):
@@ -275,3 +276,83 @@ class PipelineStatusOut(Schema):
     )
     batches_by_status: dict[str, int]
     quality_config_version: str | None
+
+
+class ReplayOut(Schema):
+    batch_id: uuid.UUID
+    action: Literal["replay"]
+    attempt: int = Field(description="the batch's run through the stages this replay is (1 was its first)")
+    status: BatchStatus
+    event_id: uuid.UUID = Field(description="the attempt's batch.received event, which starts the transform")
+    audit_id: int
+    replayed: bool = Field(description="false when the request found this attempt running already and started none")
+
+
+class BackfillIn(Schema):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    from_: date = Field(alias="from", description="first UTC date rebuilt")
+    to: date = Field(description="last UTC date rebuilt (inclusive)")
+    reason: str = Field(default="", max_length=2000)
+
+
+class TableChangesOut(Schema):
+    table: str
+    changed: int = Field(description="rows whose figures differed from the recomputation and were rewritten")
+    inserted: int = Field(description="rows the recomputation has and the table lacked")
+    deleted: int = Field(description="rows the table had and the recomputation has not")
+
+
+class BackfillOut(Schema):
+    from_: date = Field(alias="from")
+    to: date
+    facts: int = Field(description="facts of processed.fact_sales in the range the analytics were recomputed from")
+    tables: list[TableChangesOut]
+    changed: bool = Field(description="whether any row was written")
+    audit_id: int
+    event_id: uuid.UUID = Field(description="the analytics.backfilled event broadcast on the live stream")
+
+
+Scope = Literal["ingest:write", "kpis:read", "batches:read", "admin"]
+
+
+class KeyOut(Schema):
+    """An API key without its secret; ``prefix`` is the part after ``sdp_`` that a key starts with."""
+
+    key_id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[Scope]
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="recorded at most once a minute per key")
+    revoked_at: datetime | None
+    expires_at: datetime | None = Field(description="a rotated key is refused from then on")
+    replaced_by: uuid.UUID | None = Field(description="the key rotating this one created")
+    active: bool = Field(description="whether the key is accepted now")
+
+
+class KeysOut(Schema):
+    keys: list[KeyOut]
+
+
+class KeyIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+class KeyRevokeIn(Schema):
+    reason: str = Field(default="", max_length=2000)
+
+
+class KeySecretOut(Schema):
+    key: KeyOut
+    secret: str = Field(description="the key itself, shown this once: only its sha256 is stored")
+    previous: KeyOut | None = Field(default=None, description="the rotated key, valid until its expires_at")
+
+
+def errors(**described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each with the error model: ``errors(e409="…")``."""
+    common = {"e401": "no API key, or one unknown, revoked or expired", "e403": "the key lacks the admin scope"}
+    return {int(k[1:]): {"model": ErrorOut, "description": v} for k, v in {**common, **described}.items()}

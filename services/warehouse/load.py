@@ -11,11 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.warehouse import analytics, delta, dimensions
 from services.warehouse.bulk import BulkPolicy, estimated_rows
 from services.warehouse.sql import statement
+from shared.datasets import WAREHOUSE_LOCK_KEYS as LOCK_KEYS
 
-# One advisory lock per dataset. A load takes the locks of every dataset whose tables it reads or writes,
-# always in this order (no deadlock): a sales load binds to both dimensions; a dimension load re-binds
-# facts. So two loads never interleave where they share data.
-LOCK_KEYS = {"customers": 0x5D_0011, "products": 0x5D_0012, "sales": 0x5D_0013}
 # A dimension load writing at least this many versions, and this share of the rows the planner knows of,
 # refreshes the dimension's statistics.
 ANALYZE_AFTER_VERSIONS = 1_000

@@ -1,4 +1,4 @@
-"""Admin actions on quarantined batches. Each owns its transaction (services/api/admin.py): the event it
+"""Admin actions on batches. Each owns its transaction (services/api/admin.py): the event it
 records leaves only after the commit, so these take the engine rather than a read connection."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Header
 
 from services.api import admin
 from services.api.deps import Bus, DbEngine
-from services.api.schemas import AdminActionIn, AdminActionOut
+from services.api.schemas import AdminActionIn, AdminActionOut, ReplayOut, errors
 from shared.http import Admin
 
 router = APIRouter(prefix="/v1/batches")
@@ -29,4 +29,35 @@ async def rerun_quality(batch_id: uuid.UUID, principal: Admin, engine: DbEngine,
     """Check a quarantined batch again with the quality config in effect now (audited)."""
     return await admin.rerun_quality(
         engine, bus, batch_id=batch_id, principal=principal, reason=body.reason if body else ""
+    )
+
+
+@router.post(
+    "/{batch_id}/replay",
+    response_model=ReplayOut,
+    status_code=202,
+    responses=errors(
+        e404="no batch has that id (`batch_not_found`)",
+        e409="the batch is on its first run still (`not_terminal`)",
+        e422="the batch id is not a UUID",
+    ),
+)
+async def replay_batch(
+    batch_id: uuid.UUID,
+    principal: Admin,
+    engine: DbEngine,
+    bus: Bus,
+    body: Reason = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    """Run a loaded, quarantined or failed batch again from its raw object through every stage, as its next
+    attempt (audited). A batch being replayed, or a repeated ``Idempotency-Key``, answers with that attempt
+    (``replayed`` false); a batch on its first run is a 409 ``not_terminal``."""
+    return await admin.replay(
+        engine,
+        bus,
+        batch_id=batch_id,
+        principal=principal,
+        reason=body.reason if body else "",
+        idempotency_key=idempotency_key,
     )

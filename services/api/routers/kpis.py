@@ -45,7 +45,7 @@ BREAKDOWN_ROWS: dict[str, type[BaseModel]] = {
 }
 
 
-def _check_range(start: date, end: date) -> None:
+def check_range(start: date, end: date) -> None:
     if end < start:
         raise ApiError(400, "invalid_range", "'to' is before 'from'")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -62,7 +62,7 @@ BREAKDOWN_ANSWERS: dict[str, type[BaseModel]] = {
 async def _breakdown(
     conn: AsyncConnection, cache: KpiCache, export: Export | None, name: str, start: date, end: date
 ) -> Any:
-    _check_range(start, end)
+    check_range(start, end)
     if export:
         rows = await repository.stream_breakdown(conn, name, start=start, end=end, chunk_rows=export.chunk_rows)
         return export.response(name.replace("_", "-"), start, end, BREAKDOWN_ROWS[name], rows)
@@ -76,7 +76,7 @@ async def _breakdown(
 @router.get("/daily", response_model=DailyKpisOut)
 async def daily_kpis(_: KpiReader, export: ExportAs, conn: DbConnection, cache: Cache, start: From, end: To) -> Any:
     """The days of the range, oldest first."""
-    _check_range(start, end)
+    check_range(start, end)
     if export:
         rows = await repository.stream_daily_kpis(conn, start=start, end=end, chunk_rows=export.chunk_rows)
         return export.response("daily", start, end, DayKpisOut, rows)
@@ -91,7 +91,7 @@ async def daily_kpis(_: KpiReader, export: ExportAs, conn: DbConnection, cache: 
 async def kpi_summary(_: KpiReader, export: ExportAs, conn: DbConnection, cache: Cache, start: From, end: To) -> Any:
     """The range's headline figures (DESIGN §5): sums of the daily ones, distinct customers counted once.
     As a file: one row, the range in its first two columns."""
-    _check_range(start, end)
+    check_range(start, end)
 
     async def compute() -> dict[str, Any]:
         return {"from": start, "to": end, **await repository.kpi_summary(conn, start=start, end=end)}
@@ -130,7 +130,7 @@ async def top_products(
     end: To,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> Any:
-    _check_range(start, end)
+    check_range(start, end)
     if export:
         rows = await repository.stream_top_products(
             conn, start=start, end=end, limit=limit, chunk_rows=export.chunk_rows

@@ -463,13 +463,15 @@
     const item = el(
       "li",
       { dataset: { type } },
-      `${fmtTime(event.occurred_at)} ${type} ${event.dataset} ${String(event.batch_id).slice(0, 8)}`,
+      event.batch_id
+        ? `${fmtTime(event.occurred_at)} ${type} ${event.dataset} ${String(event.batch_id).slice(0, 8)}`
+        : `${fmtTime(event.occurred_at)} ${type} ${event.date_from} – ${event.date_to}`,
       detail ? el("span", { className: "muted" }, ` — ${detail}`) : null,
     );
     const list = $("events");
     list.prepend(item);
     while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
-    scheduleRefresh(type === "batch.loaded");
+    scheduleRefresh(type === "batch.loaded" || type === "analytics.backfilled");
   }
 
   async function readStream(controller) {
