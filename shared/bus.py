@@ -33,7 +33,7 @@ ROUTES: dict[str, Route] = {
 }
 SERVICES = ("transform", "quality", "warehouse")
 # Events after which the KPIs may read differently: publishing one moves the KPI cache to a new generation.
-KPI_CHANGING_EVENTS = frozenset({"batch.loaded"})
+KPI_CHANGING_EVENTS = frozenset({"batch.loaded", "analytics.backfilled"})
 # Kombu's Redis transport keeps a queue's messages of priority p > 0 in a list of their own, named so.
 PRIORITY_STEPS = (3, 6, 9)
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -104,7 +104,11 @@ class EventBus:
 
     def broadcast(self, message: BaseModel) -> None:
         """Send a message no stage consumes (an operation's, such as a backfill) to the live stream alone."""
-        self.redis.publish(self.settings.events_channel, message.model_dump_json())
+        with self.redis.pipeline(transaction=True) as pipe:
+            if getattr(message, "type", None) in KPI_CHANGING_EVENTS:
+                pipe.incr(kpi_generation_key(self.settings))
+            pipe.publish(self.settings.events_channel, message.model_dump_json())
+            pipe.execute()
 
     def warm_up(self) -> None:
         """Load the broker's transport, the result backend and the task sender, and connect, now: the first

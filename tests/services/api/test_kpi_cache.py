@@ -19,7 +19,7 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from shared.bus import EventBus
 from shared.datasets import Dataset
-from shared.events import BatchLoaded
+from shared.events import AnalyticsBackfilled, BatchLoaded
 from shared.settings import PlatformSettings
 from tests.conftest import free_port, settings_from
 from tests.http_server import serve
@@ -135,6 +135,21 @@ def test_an_answer_is_cached_until_a_load_is_published(served: Served, reader: h
     # A different range is a different answer.
     narrow = reader.get(daily, params={"from": "1997-03-02", "to": "1997-03-31"})
     assert orders(narrow) == [5] and narrow.headers["x-cache"] == "miss"
+
+    # A backfill rewrites analytics without a load: its broadcast moves the cache on too.
+    asyncio.run(_load_day(served.settings.database_url, served.batch_id, date(1997, 3, 3), 7))
+    assert orders(reader.get(daily, params=DAYS)) == [3, 5]
+    bus = EventBus(served.settings)
+    try:
+        bus.broadcast(
+            AnalyticsBackfilled(
+                date_from=date(1997, 3, 1), date_to=date(1997, 3, 31), changed=True, tables={}, audit_id=1
+            )
+        )
+    finally:
+        bus.close()
+    backfilled = reader.get(daily, params=DAYS)
+    assert orders(backfilled) == [3, 5, 7] and backfilled.headers["x-cache"] == "miss"
 
 
 def test_the_cached_answer_equals_the_uncached_one(
