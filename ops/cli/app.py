@@ -36,7 +36,6 @@ EXIT_BATCH_HALTED = 1
 UPLOAD_CHUNK_BYTES = 1 << 20
 # Rejected rows printed when ``ingest --wait`` ends on a quarantined or failed batch.
 FIRST_REJECTS = 10
-STATUSES = ("received", "staged", "validated", "quarantined", "loaded", "failed")
 
 app = typer.Typer(
     name="salesdp",
@@ -127,8 +126,7 @@ def ingest(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to upload.")],
     dataset: Annotated[
-        str | None,
-        typer.Option(help="customers, products or sales; by default the one the file's name says.", show_default=False),
+        Dataset | None, typer.Option(help="By default the one the file's name says.", show_default=False)
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the batch until it is loaded, quarantined or failed.")
@@ -145,7 +143,7 @@ def ingest(
     With --wait, follow it over the live events: exit 0 once it is loaded, 1 if it is quarantined or failed
     (printing its failed checks and first rejected rows)."""
     st = state(ctx)
-    name = dataset or infer_dataset(file.name)
+    name = dataset.value if dataset else infer_dataset(file.name)
     size = file.stat().st_size
     headers = {
         "Content-Type": "application/octet-stream",
@@ -257,6 +255,15 @@ def show_outcome(st: State, batch: dict[str, Any], first_rejects: dict[str, Any]
         st.out.print(render.rejects(first_rejects, title=title))
 
 
+class Status(StrEnum):
+    received = "received"
+    staged = "staged"
+    validated = "validated"
+    quarantined = "quarantined"
+    loaded = "loaded"
+    failed = "failed"
+
+
 def parse_since(value: str | None) -> datetime | None:
     """``30m``, ``2h``, ``7d`` ago, or an ISO date or time (UTC unless it says otherwise)."""
     if value is None:
@@ -275,10 +282,8 @@ def parse_since(value: str | None) -> datetime | None:
 @app.command()
 def batches(
     ctx: typer.Context,
-    status: Annotated[
-        str | None, typer.Option(help=f"Only batches in this status ({', '.join(STATUSES)}).", show_default=False)
-    ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset's batches.", show_default=False)] = None,
+    status: Annotated[Status | None, typer.Option(help="Only batches in this status.", show_default=False)] = None,
+    dataset: Annotated[Dataset | None, typer.Option(help="Only this dataset's batches.", show_default=False)] = None,
     since: Annotated[
         str | None,
         typer.Option(help="Only batches received since: 30m, 2h, 7d, or an ISO date or time.", show_default=False),
@@ -290,7 +295,9 @@ def batches(
     st = state(ctx)
     start = parse_since(since)
     with st.client() as api:
-        body = api.get_json("/v1/batches", status=status, dataset=dataset, limit=limit)
+        body = api.get_json(
+            "/v1/batches", status=status and status.value, dataset=dataset and dataset.value, limit=limit
+        )
     if start is not None:
         # The API filters by dataset and status only; the time bound applies to the page it answered.
         body["batches"] = [b for b in body["batches"] if datetime.fromisoformat(b["received_at"]) >= start]

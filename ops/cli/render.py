@@ -140,6 +140,10 @@ def batch_detail(batch: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def text_of(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def rejects(page: dict[str, Any], *, title: str | None = None) -> Table:
     rows = page["rejects"]
     # The file's column order, as the first record that has each column gives it.
@@ -153,7 +157,7 @@ def rejects(page: dict[str, Any], *, title: str | None = None) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(str(r["source_line"]), ", ".join(r["reasons"]), *(str(r["record"].get(c, "")) for c in columns))
+        table.add_row(str(r["source_line"]), ", ".join(r["reasons"]), *(text_of(r["record"].get(c)) for c in columns))
     return table
 
 
