@@ -152,6 +152,9 @@ def test_ingest_wait_exits_1_on_a_quarantined_batch_which_release_loads(platform
     assert re.fullmatch(rf"released batch {batch_id}: now validated \(audit #\d+\)\n", released.stdout)
     with platform.client("batches:read") as client:
         assert wait_terminal(client, platform, batch_id)["status"] == "loaded"
+    again = salesdp("release", batch_id, "--reason", "twice", env=admin)
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"salesdp: error: 409 not_quarantined: batch {batch_id} is ")
 
 
 def test_api_errors_exit_2_with_the_apis_error(platform: Platform, tmp_path: Path) -> None:
