@@ -9,6 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from shared.datasets import CONTRACTS, Dataset
+
 STATUS_STYLES = {
     "received": "cyan",
     "staged": "cyan",
@@ -63,7 +65,9 @@ def time_of(value: str | None) -> str:
 
 def batch_list(batches: Sequence[dict[str, Any]]) -> Table:
     table = Table(title=f"{len(batches)} batches", title_justify="left")
-    for column in ("batch_id", "dataset", "status", "file_name", "received_at (UTC)"):
+    # A batch id is what the other commands take: never shortened.
+    table.add_column("batch_id", no_wrap=True, min_width=36)
+    for column in ("dataset", "status", "file_name", "received_at (UTC)"):
         table.add_column(column)
     for column in ("rows_in", "valid", "rejected", "duplicate"):
         table.add_column(column, justify="right")
@@ -146,14 +150,16 @@ def text_of(value: Any) -> str:
 
 def rejects(page: dict[str, Any], *, title: str | None = None) -> Table:
     rows = page["rejects"]
-    # The file's column order, as the first record that has each column gives it.
-    columns = list(dict.fromkeys(c for r in rows for c in r["record"]))
+    # The contract's column order (a record keeps no order of its own), then any extra columns.
+    contract = CONTRACTS[Dataset(page["dataset"])].column_names
+    seen = {c for r in rows for c in r["record"]}
+    columns = [c for c in contract if c in seen] + sorted(seen.difference(contract))
     table = Table(
         title=title or f"rejected rows of {page['batch_id']} ({page['rows_rejected'] or 0:,} in all)",
         title_justify="left",
     )
     table.add_column("line", justify="right")
-    table.add_column("reasons", style="red")
+    table.add_column("reasons", style="red", overflow="fold")
     for column in columns:
         table.add_column(column, overflow="fold")
     for r in rows:
