@@ -200,7 +200,16 @@ def ingest(
 class StageReporter:
     """Prints each status a followed batch reaches, once and in order, with what its event says."""
 
-    ORDER = ("received", "staged", "validated", "loaded")
+    # The statuses a batch in this one went through; a status read may jump ahead of the events seen. A failed
+    # batch may have failed at any stage, so it implies none.
+    PASSED: dict[str, tuple[str, ...]] = {
+        "received": (),
+        "staged": ("received",),
+        "validated": ("received", "staged"),
+        "loaded": ("received", "staged", "validated"),
+        "quarantined": ("received", "staged"),
+        "failed": (),
+    }
 
     def __init__(self, st: State) -> None:
         self.st = st
@@ -209,14 +218,12 @@ class StageReporter:
     def __call__(self, status: str, event: dict[str, Any] | None) -> None:
         if status in self.reached:
             return
-        if status in self.ORDER:
-            # A status read may jump ahead of the events seen: the stages between were passed.
-            for earlier in self.ORDER[: self.ORDER.index(status)]:
-                if earlier not in self.reached:
-                    self.reached.append(earlier)
-                    self.st.note(f"  ✓ {earlier}")
+        for earlier in self.PASSED.get(status, ()):
+            if earlier not in self.reached:
+                self.reached.append(earlier)
+                self.st.note(f"  ✓ {earlier}")
         self.reached.append(status)
-        mark = "✓" if status in self.ORDER else "✗"
+        mark = "✗" if status in ("quarantined", "failed") else "✓"
         self.st.note(f"  {mark} {status}{self.detail(event)}")
 
     @staticmethod
