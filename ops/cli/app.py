@@ -1,0 +1,452 @@
+"""The ``salesdp`` commands. Exit codes: 0 done; 1 the batch ``ingest --wait`` followed was quarantined or failed;
+2 a usage, settings, transport or API error, printed as one line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from ops.cli import render
+from ops.cli.client import Client, CliError
+from ops.cli.follow import follow
+from ops.cli.settings import CliSettings, SettingsError, load_settings
+from shared.datasets import Dataset
+
+EXIT_BATCH_HALTED = 1
+UPLOAD_CHUNK_BYTES = 1 << 20
+# Rejected rows printed when ``ingest --wait`` ends on a quarantined or failed batch.
+FIRST_REJECTS = 10
+
+app = typer.Typer(
+    name="salesdp",
+    help="The sales data platform from the command line: upload files, follow batches, read rejects and KPIs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class State:
+    flags: dict[str, Any]
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    def settings(self) -> CliSettings:
+        return load_settings(**self.flags)
+
+    def note(self, message: str) -> None:
+        self.err.print(message, markup=False, soft_wrap=True)
+
+    def client(self, *, ingest: bool = False) -> Client:
+        return Client(self.settings(), ingest=ingest, notify=lambda m: self.note(f"salesdp: {m}"))
+
+    def emit_json(self, body: Any) -> None:
+        # print(), not rich: scripts get the API's JSON exactly, never wrapped or colored.
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def state(ctx: typer.Context) -> State:
+    assert isinstance(ctx.obj, State)
+    return ctx.obj
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+
+
+def batch_id_of(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a batch id (a UUID)") from None
+
+
+BatchArg = Annotated[str, typer.Argument(help="The batch id.", callback=batch_id_of, metavar="BATCH")]
+
+
+@app.callback()
+def configure(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(help="The api service (env SALESDP_URL).", show_default=False)] = None,
+    ingest_url: Annotated[
+        str | None, typer.Option(help="The ingest service (env SALESDP_INGEST_URL).", show_default=False)
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="The API key (env SALESDP_API_KEY).", show_default=False)] = None,
+) -> None:
+    """Settings come from these options, else SALESDP_* variables, else ~/.config/salesdp/config.toml.
+
+    SALESDP_CONFIG moves the file; its keys are url, ingest_url, api_key and retries."""
+    ctx.obj = State(flags={"url": url, "ingest_url": ingest_url, "api_key": api_key})
+
+
+def infer_dataset(file_name: str) -> str:
+    """The one dataset named in the file's name (``sales_2025-01.csv``, ``products.json.gz``)."""
+    words = set(re.split(r"[^a-z]+", file_name.lower()))
+    found = [d.value for d in Dataset if d.value in words or d.value.removesuffix("s") in words]
+    if len(found) != 1:
+        names = ", ".join(d.value for d in Dataset)
+        raise CliError(f"cannot tell the dataset from the file name {file_name!r}; pass --dataset ({names})")
+    return found[0]
+
+
+def upload_body(path: Path, progress: Progress, task: TaskID) -> Callable[[], Iterator[bytes]]:
+    """A fresh stream of the file for each attempt, advancing the progress bar as bytes leave."""
+
+    def body() -> Iterator[bytes]:
+        progress.reset(task)
+        with path.open("rb") as fh:
+            while chunk := fh.read(UPLOAD_CHUNK_BYTES):
+                yield chunk
+                progress.advance(task, len(chunk))
+
+    return body
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to upload.")],
+    dataset: Annotated[
+        Dataset | None, typer.Option(help="By default the one the file's name says.", show_default=False)
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the batch until it is loaded, quarantined or failed.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 900.0,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Idempotency-Key of the upload; by default a fresh one, reused by this run's retries."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Upload FILE as a new batch, with a progress bar.
+
+    With --wait, follow it over the live events: exit 0 once it is loaded, 1 if it is quarantined or failed
+    (printing its failed checks and first rejected rows)."""
+    st = state(ctx)
+    name = dataset.value if dataset else infer_dataset(file.name)
+    size = file.stat().st_size
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        "X-File-Name": file.name,
+        # The same key on every attempt: a retry after a lost answer finds the batch the first one made.
+        "Idempotency-Key": idempotency_key or f"salesdp-{uuid.uuid4()}",
+    }
+    with st.client(ingest=True) as client:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=st.err,
+            transient=False,
+        )
+        with progress:
+            task = progress.add_task(f"{file.name} → {name}", total=size)
+            response = client.request(
+                "POST", f"/v1/datasets/{name}/files", headers=headers, content_factory=upload_body(file, progress, task)
+            )
+    accepted = response.json()
+    again = "already accepted as" if response.status_code == 200 else "accepted:"
+    st.note(f"{again} batch {accepted['batch_id']} ({accepted['dataset']}, {accepted['size_bytes']:,} bytes)")
+    if not wait:
+        if as_json:
+            st.emit_json(accepted)
+        else:
+            st.out.print(accepted["batch_id"], markup=False)
+        return
+    with st.client() as api:
+        batch = follow(
+            api,
+            accepted["batch_id"],
+            timeout=timeout,
+            on_status=StageReporter(st),
+            notify=lambda m: st.note(f"salesdp: {m}"),
+        )
+        first_rejects = (
+            api.get_json(f"/v1/batches/{batch['batch_id']}/rejects", limit=FIRST_REJECTS)
+            if batch["status"] != "loaded" and batch["counts"]["rows_rejected"]
+            else None
+        )
+    if as_json:
+        st.emit_json({"accepted": accepted, "batch": batch, "rejects": first_rejects})
+    else:
+        show_outcome(st, batch, first_rejects)
+    if batch["status"] != "loaded":
+        raise typer.Exit(EXIT_BATCH_HALTED)
+
+
+class StageReporter:
+    """Prints each status a followed batch reaches, once and in order, with what its event says."""
+
+    # The statuses a batch in this one went through; a status read may jump ahead of the events seen. A failed
+    # batch may have failed at any stage, so it implies none.
+    PASSED: dict[str, tuple[str, ...]] = {
+        "received": (),
+        "staged": ("received",),
+        "validated": ("received", "staged"),
+        "loaded": ("received", "staged", "validated"),
+        "quarantined": ("received", "staged"),
+        "failed": (),
+    }
+
+    def __init__(self, st: State) -> None:
+        self.st = st
+        self.reached: list[str] = []
+
+    def __call__(self, status: str, event: dict[str, Any] | None) -> None:
+        if status in self.reached:
+            return
+        for earlier in self.PASSED.get(status, ()):
+            if earlier not in self.reached:
+                self.reached.append(earlier)
+                self.st.note(f"  ✓ {earlier}")
+        self.reached.append(status)
+        mark = "✗" if status in ("quarantined", "failed") else "✓"
+        self.st.note(f"  {mark} {status}{self.detail(event)}")
+
+    @staticmethod
+    def detail(event: dict[str, Any] | None) -> str:
+        if event is None:
+            return ""
+        if "counts" in event:
+            c = event["counts"]
+            return (
+                f": {c['rows_in']:,} rows in, {c['rows_valid']:,} valid, {c['rows_rejected']:,} rejected,"
+                f" {c['rows_duplicate']:,} duplicate"
+            )
+        if "outcome" in event:
+            warnings = event.get("warnings") or []
+            return f": {event['outcome']}" + (f" ({', '.join(warnings)})" if warnings else "")
+        if "facts_upserted" in event:
+            return f": {event['facts_upserted']:,} facts, {event['dates_refreshed']:,} dates refreshed"
+        if "failed_checks" in event:
+            return f": failed {', '.join(event['failed_checks'])}"
+        if "reason" in event:
+            return f": {event['reason']}"
+        return ""
+
+
+def show_outcome(st: State, batch: dict[str, Any], first_rejects: dict[str, Any] | None) -> None:
+    if batch["status"] == "loaded":
+        st.out.print(f"batch {batch['batch_id']} loaded", markup=False)
+        return
+    st.out.print(f"batch {batch['batch_id']} {batch['status']}: {batch['error'] or ''}", markup=False)
+    failed = render.failed_checks(batch)
+    if failed:
+        st.out.print(render.quality_table("failed checks", failed))
+    if first_rejects and first_rejects["rejects"]:
+        total = first_rejects["rows_rejected"] or 0
+        title = f"first {len(first_rejects['rejects'])} of {total:,} rejected rows"
+        st.out.print(render.rejects(first_rejects, title=title))
+
+
+class Status(StrEnum):
+    received = "received"
+    staged = "staged"
+    validated = "validated"
+    quarantined = "quarantined"
+    loaded = "loaded"
+    failed = "failed"
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``30m``, ``2h``, ``7d`` ago, or an ISO date or time (UTC unless it says otherwise)."""
+    if value is None:
+        return None
+    relative = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if relative:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[relative[2]]
+        return datetime.now(UTC) - timedelta(**{unit: int(relative[1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def batches(
+    ctx: typer.Context,
+    status: Annotated[Status | None, typer.Option(help="Only batches in this status.", show_default=False)] = None,
+    dataset: Annotated[Dataset | None, typer.Option(help="Only this dataset's batches.", show_default=False)] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only batches received since: 30m, 2h, 7d, or an ISO date or time.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="The latest this many batches.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The latest batches, newest first."""
+    st = state(ctx)
+    start = parse_since(since)
+    with st.client() as api:
+        body = api.get_json(
+            "/v1/batches", status=status and status.value, dataset=dataset and dataset.value, limit=limit
+        )
+    if start is not None:
+        # The API filters by dataset and status only; the time bound applies to the page it answered.
+        body["batches"] = [b for b in body["batches"] if datetime.fromisoformat(b["received_at"]) >= start]
+    if as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(render.batch_list(body["batches"]))
+
+
+@app.command("status")
+def batch_status(ctx: typer.Context, batch: BatchArg, as_json: JsonFlag = False) -> None:
+    """One batch: its status, row counts, stages and quality checks."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.get_json(f"/v1/batches/{batch}")
+    if as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(render.batch_detail(body))
+
+
+@app.command()
+def rejects(
+    ctx: typer.Context,
+    batch: BatchArg,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 100,
+    after_line: Annotated[int, typer.Option(min=0, help="Start after this file line (a page's next_after_line).")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """A batch's rejected rows in file order, each with its reason codes and original text."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.get_json(f"/v1/batches/{batch}/rejects", limit=limit, after_line=after_line)
+    if as_json:
+        st.emit_json(body)
+        return
+    st.out.print(render.rejects(body))
+    if body["next_after_line"] is not None:
+        st.note(f"more: salesdp rejects {batch} --after-line {body['next_after_line']}")
+
+
+class By(StrEnum):
+    day = "day"
+    category = "category"
+    payment_method = "payment-method"
+    state = "state"
+    top_products = "top-products"
+
+
+# --by -> (endpoint, the answer's list, its columns)
+BREAKDOWNS: dict[By, tuple[str, str, Sequence[str]]] = {
+    By.day: (
+        "daily",
+        "days",
+        ("date", "orders", "revenue", "units", "avg_order_value", "distinct_customers", "cancelled", "refunded"),
+    ),
+    By.category: ("categories", "categories", ("category", "orders", "revenue", "units", "transactions")),
+    By.payment_method: (
+        "payment-methods",
+        "payment_methods",
+        ("payment_method", "orders", "revenue", "units", "transactions", "cancelled", "refunded"),
+    ),
+    By.state: ("states", "states", ("country", "state", "orders", "revenue", "units", "transactions")),
+    By.top_products: (
+        "top-products",
+        "products",
+        ("product_id", "product_name", "category", "orders", "revenue", "units", "cancelled", "refunded"),
+    ),
+}
+
+
+def iso_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def kpis(
+    ctx: typer.Context,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="First day (YYYY-MM-DD); by default 29 days before --to.", show_default=False),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last day (YYYY-MM-DD); by default today (UTC).", show_default=False)
+    ] = None,
+    by: Annotated[By | None, typer.Option(help="A breakdown instead of the summary.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Products in --by top-products.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """The KPIs of a date range: the summary, or a breakdown (--by)."""
+    st = state(ctx)
+    last = iso_date(end) or datetime.now(UTC).date()
+    first = iso_date(start) or last - timedelta(days=29)
+    params: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat()}
+    columns: Sequence[str] = ()
+    if by is None:
+        path, key = "summary", ""
+    else:
+        path, key, columns = BREAKDOWNS[by]
+        if by is By.top_products:
+            params["limit"] = limit
+    with st.client() as api:
+        body = api.get_json(f"/v1/kpis/{path}", **params)
+    if as_json:
+        st.emit_json(body)
+    elif by is None:
+        st.out.print(render.summary(body))
+    else:
+        title = f"KPIs by {by.value} {body['from']} - {body['to']}"
+        st.out.print(render.rows_table(title, body[key], columns))
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    batch: BatchArg,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Load a quarantined batch anyway (admin, audited).
+
+    It goes on as validated, its failed checks kept as warnings."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.post_json(f"/v1/batches/{batch}/release", {"reason": reason})
+    if as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(
+            f"released batch {body['batch_id']}: now {body['status']} (audit #{body['audit_id']})", markup=False
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name="salesdp")
+    except (CliError, SettingsError) as exc:
+        Console(stderr=True, highlight=False).print(f"salesdp: error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code if isinstance(exc, CliError) else 2)
