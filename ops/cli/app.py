@@ -39,7 +39,8 @@ FIRST_REJECTS = 10
 
 app = typer.Typer(
     name="salesdp",
-    help="The sales data platform from the command line: upload files, follow batches, read rejects and KPIs.",
+    help="The sales data platform from the command line: upload files, follow batches, read rejects and KPIs, "
+    "replay batches, backfill analytics, manage API keys.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -176,10 +177,15 @@ def ingest(
         else:
             st.out.print(accepted["batch_id"], markup=False)
         return
+    follow_to_the_end(st, accepted["batch_id"], timeout, as_json, {"accepted": accepted})
+
+
+def follow_to_the_end(st: State, batch_id: str, timeout: float, as_json: bool, answer: dict[str, Any]) -> None:
+    """Follow the batch over the live events to a terminal status and show it; exit 1 unless it loaded."""
     with st.client() as api:
         batch = follow(
             api,
-            accepted["batch_id"],
+            batch_id,
             timeout=timeout,
             on_status=StageReporter(st),
             notify=lambda m: st.note(f"salesdp: {m}"),
@@ -190,7 +196,7 @@ def ingest(
             else None
         )
     if as_json:
-        st.emit_json({"accepted": accepted, "batch": batch, "rejects": first_rejects})
+        st.emit_json({**answer, "batch": batch, "rejects": first_rejects})
     else:
         show_outcome(st, batch, first_rejects)
     if batch["status"] != "loaded":
@@ -441,6 +447,136 @@ def release(
         st.out.print(
             f"released batch {body['batch_id']}: now {body['status']} (audit #{body['audit_id']})", markup=False
         )
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    batch: BatchArg,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the new attempt until it is loaded, quarantined or failed.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 900.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a loaded, quarantined or failed batch again from its raw object through every stage (admin,
+    audited). A batch being replayed already answers with that attempt. With --wait, exit as ingest --wait."""
+    st = state(ctx)
+    with st.client() as api:
+        # One key per run, reused by its retries: a retry after a lost answer finds the attempt it started.
+        headers = {"Idempotency-Key": f"salesdp-{uuid.uuid4()}"}
+        body = api.request("POST", f"/v1/batches/{batch}/replay", json={"reason": reason}, headers=headers).json()
+    started = "replaying" if body["replayed"] else "already replaying"
+    st.note(f"{started} batch {body['batch_id']} as attempt {body['attempt']} (audit #{body['audit_id']})")
+    if wait:
+        follow_to_the_end(st, body["batch_id"], timeout, as_json, {"replay": body})
+    elif as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(body["batch_id"], markup=False)
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    from_: Annotated[str, typer.Option("--from", help="First UTC date rebuilt (YYYY-MM-DD).")],
+    to: Annotated[str, typer.Option(help="Last UTC date rebuilt, inclusive (YYYY-MM-DD).")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Rebuild the analytics of a date range from the facts (admin, audited); shows the rows each table had
+    changed, inserted and deleted. Analytics that agree with the facts are left as they are."""
+    st = state(ctx)
+    start, end = iso_date(from_), iso_date(to)
+    with st.client() as api:
+        body = api.post_json("/v1/backfill", {"from": str(start), "to": str(end), "reason": reason})
+    if as_json:
+        st.emit_json(body)
+        return
+    title = f"backfill {body['from']} - {body['to']}: {body['facts']:,} facts, audit #{body['audit_id']}"
+    st.out.print(render.rows_table(title, body["tables"], ["table", "changed", "inserted", "deleted"]))
+    st.out.print("analytics rewritten" if body["changed"] else "nothing to change: the analytics agree with the facts")
+
+
+class Scope(StrEnum):
+    ingest_write = "ingest:write"
+    kpis_read = "kpis:read"
+    batches_read = "batches:read"
+    admin = "admin"
+
+
+keys_app = typer.Typer(help="API keys (admin): list, create, revoke, rotate.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeyArg = Annotated[str, typer.Argument(help="The key's id (a UUID, as `salesdp keys list` shows).")]
+KEY_COLUMNS = ("key_id", "name", "prefix", "scopes", "created_at", "last_used_at", "expires_at", "active")
+
+
+def key_rows(keys: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**k, "scopes": " ".join(k["scopes"]), "active": "yes" if k["active"] else "no"} for k in keys]
+
+
+def show_secret(st: State, body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        st.emit_json(body)
+        return
+    st.out.print(render.rows_table("key", key_rows([body["key"]]), KEY_COLUMNS))
+    if body.get("previous"):
+        st.note(f"the key it replaces is accepted until {body['previous']['expires_at']}")
+    st.note("the secret, shown this once:")
+    st.out.print(body["secret"], markup=False)
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Every key: prefix, name, scopes, created, last used, expiry; never a secret."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.get_json("/v1/keys")
+    if as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(render.rows_table("API keys", key_rows(body["keys"]), KEY_COLUMNS))
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="What the key is for (shown in the audit log).")],
+    scope: Annotated[list[Scope], typer.Option("--scope", help="A scope of the key; repeat for more.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """A new key with the given scopes; its secret is printed once."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.post_json("/v1/keys", {"name": name, "scopes": [s.value for s in scope]})
+    show_secret(st, body, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key: KeyArg,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Refuse the key from now on."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.post_json(f"/v1/keys/{key}/revoke", {"reason": reason})
+    if as_json:
+        st.emit_json(body)
+    else:
+        st.out.print(f"revoked key {body['key_id']} ({body['name']})", markup=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context, key: KeyArg, as_json: JsonFlag = False) -> None:
+    """A new secret with the same name and scopes; the old one is accepted for the grace period, then refused."""
+    st = state(ctx)
+    with st.client() as api:
+        body = api.request("POST", f"/v1/keys/{key}/rotate").json()
+    show_secret(st, body, as_json)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

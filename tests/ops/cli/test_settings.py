@@ -110,6 +110,17 @@ def test_shell_completion() -> None:
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
 
-    assert complete("salesdp ba") == ["batches"]
-    assert set(complete("salesdp ")) == {"ingest", "batches", "status", "rejects", "kpis", "release"}
+    assert complete("salesdp bat") == ["batches"]
+    assert set(complete("salesdp ")) == {
+        "ingest",
+        "batches",
+        "status",
+        "rejects",
+        "kpis",
+        "release",
+        "replay",
+        "backfill",
+        "keys",
+    }
+    assert complete("salesdp keys r") == ["revoke", "rotate"]
     assert complete("salesdp kpis --by ") == ["day", "category", "payment-method", "state", "top-products"]
