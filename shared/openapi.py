@@ -81,6 +81,11 @@ def _document_errors(operation: dict[str, Any], statuses: set[int]) -> None:
     responses: dict[str, Any] = operation["responses"]
     if "parameters" in operation or "requestBody" in operation:
         statuses = statuses | {422}
+    if "requestBody" in operation:
+        # A body that is not even text of its media type fails before validation, in FastAPI's own parser.
+        unparsed = "a body that cannot be parsed (`http_error`)"
+        described = responses.get("400", {}).get("description")
+        responses["400"] = {"description": f"{described}; or {unparsed}" if described else unparsed}
     for implied in statuses:
         described = responses.get(str(implied), {}).get("description", "")
         if not described or described == "Validation Error":
