@@ -10,9 +10,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -189,18 +190,27 @@ async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
 DbConnection = Annotated[AsyncConnection, Depends(_connection)]
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
+# Declared in the OpenAPI documents as the scheme of every operation that takes a key; auto_error is off so
+# that a missing key is answered in the platform's error envelope, by ``require_scope``.
+BEARER = HTTPBearer(
+    auto_error=False,
+    description="an API key (`sdp_…`), created with `python -m ops.admin create-key` or `POST /v1/keys`",
+)
+
+
+def _presented_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    if credentials is not None:
+        return credentials.credentials.strip() or None
     return request.headers.get("x-api-key") or None
 
 
-def require_scope(scope: str | None) -> Callable[[Request], Awaitable[Principal]]:
+def require_scope(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits a request whose API key carries ``scope`` (or ``admin``); None: any key."""
 
-    async def dependency(request: Request) -> Principal:
-        presented = _presented_key(request)
+    async def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+    ) -> Principal:
+        presented = _presented_key(request, credentials)
         if presented is None:
             raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer <key>)")
         interval = request.app.state.settings.api_key_last_used_interval_seconds
@@ -215,8 +225,14 @@ def require_scope(scope: str | None) -> Callable[[Request], Awaitable[Principal]
     return dependency
 
 
+def _scoped(scope: str) -> Any:
+    # The scope is declared on the security requirement too, so that the OpenAPI documents name the scope
+    # each operation needs (OpenAPI 3.1 allows role names on an http scheme) and that it can answer 403.
+    return Security(require_scope(scope), scopes=[scope])
+
+
 Authenticated = Annotated[Principal, Depends(require_scope(None))]
-IngestWriter = Annotated[Principal, Depends(require_scope("ingest:write"))]
-KpiReader = Annotated[Principal, Depends(require_scope("kpis:read"))]
-BatchReader = Annotated[Principal, Depends(require_scope("batches:read"))]
-Admin = Annotated[Principal, Depends(require_scope("admin"))]
+IngestWriter = Annotated[Principal, _scoped("ingest:write")]
+KpiReader = Annotated[Principal, _scoped("kpis:read")]
+BatchReader = Annotated[Principal, _scoped("batches:read")]
+Admin = Annotated[Principal, _scoped("admin")]

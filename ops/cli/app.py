@@ -302,22 +302,29 @@ def batches(
         typer.Option(help="Only batches received since: 30m, 2h, 7d, or an ISO date or time.", show_default=False),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="The latest this many batches.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(help="The page after the one that printed this cursor.", show_default=False)
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The latest batches, newest first."""
+    """The latest batches, newest first, a page (--limit) at a time."""
     st = state(ctx)
     start = parse_since(since)
     with st.client() as api:
         body = api.get_json(
-            "/v1/batches", status=status and status.value, dataset=dataset and dataset.value, limit=limit
+            "/v1/batches",
+            status=status and status.value,
+            dataset=dataset and dataset.value,
+            since=start and start.isoformat(),
+            cursor=cursor,
+            limit=limit,
         )
-    if start is not None:
-        # The API filters by dataset and status only; the time bound applies to the page it answered.
-        body["batches"] = [b for b in body["batches"] if datetime.fromisoformat(b["received_at"]) >= start]
     if as_json:
         st.emit_json(body)
-    else:
-        st.out.print(render.batch_list(body["batches"]))
+        return
+    st.out.print(render.batch_list(body["batches"]))
+    if body.get("next_cursor") is not None:
+        st.note(f"more: the same command with --cursor {body['next_cursor']}")
 
 
 @app.command("status")
@@ -350,6 +357,12 @@ def rejects(
     st.out.print(render.rejects(body))
     if body["next_after_line"] is not None:
         st.note(f"more: salesdp rejects {batch} --after-line {body['next_after_line']}")
+
+
+class Grain(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
 
 
 class By(StrEnum):
@@ -403,14 +416,23 @@ def kpis(
     ] = None,
     by: Annotated[By | None, typer.Option(help="A breakdown instead of the summary.", show_default=False)] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Products in --by top-products.")] = 10,
+    grain: Annotated[
+        Grain | None,
+        typer.Option(help="The range's days summed into ISO weeks or months (implies --by day).", show_default=False),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The KPIs of a date range: the summary, or a breakdown (--by)."""
+    """The KPIs of a date range: the summary, or a breakdown (--by), or the days by --grain."""
     st = state(ctx)
     last = iso_date(end) or datetime.now(UTC).date()
     first = iso_date(start) or last - timedelta(days=29)
     params: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat()}
     columns: Sequence[str] = ()
+    if grain is not None:
+        if by not in (None, By.day):
+            raise typer.BadParameter("--grain applies to the days (--by day), not to a breakdown")
+        by = By.day
+        params["grain"] = grain.value
     if by is None:
         path, key = "summary", ""
     else:
@@ -424,7 +446,7 @@ def kpis(
     elif by is None:
         st.out.print(render.summary(body))
     else:
-        title = f"KPIs by {by.value} {body['from']} - {body['to']}"
+        title = f"KPIs by {body.get('grain', by.value) if by is By.day else by.value} {body['from']} - {body['to']}"
         st.out.print(render.rows_table(title, body[key], columns))
 
 

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api import metrics
 from services.api.cache import KpiCache
+from services.api.examples import EXAMPLES
 from services.api.routers import admin, backfill, batches, dashboard, events, health, keys, kpis, pipeline, quality
 from services.api.settings import ApiSettings
 from shared.apidocs import install_docs
@@ -17,6 +18,7 @@ from shared.bus import EventBus
 from shared.db import create_engine
 from shared.http import install_error_handlers, install_metrics
 from shared.logs import configure_logging
+from shared.openapi import install_openapi
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -49,4 +51,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(kpis.router)
     app.include_router(events.router)
     app.include_router(dashboard.router)
+    install_openapi(app, EXAMPLES)
     return app

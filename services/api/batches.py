@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -29,9 +32,48 @@ async def _existing(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any
     return row
 
 
-async def batch_list(conn: AsyncConnection, *, dataset: str | None, status: str | None, limit: int) -> dict[str, Any]:
-    rows = await repository.list_batches(conn, dataset=dataset, status=status, limit=limit)
-    return {"batches": [{**row, "counts": _counts(row)} for row in rows]}
+def encode_cursor(row: dict[str, Any]) -> str:
+    """The opaque cursor of the page after ``row``: its place in the list's order."""
+    place = json.dumps([row["received_at"].isoformat(), str(row["batch_id"])], separators=(",", ":"))
+    return base64.urlsafe_b64encode(place.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        received_at, batch_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        place = (datetime.fromisoformat(received_at), uuid.UUID(batch_id))
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave", {"cursor": cursor}) from exc
+    if place[0].tzinfo is None:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave", {"cursor": cursor})
+    return place
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # ISO 8601 without an offset is UTC, as everywhere in the platform.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+async def batch_list(
+    conn: AsyncConnection,
+    *,
+    dataset: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """A page of batches, newest first; ``next_cursor`` is None on the last page."""
+    since, until = _utc(since), _utc(until)
+    if since is not None and until is not None and until < since:
+        raise ApiError(400, "invalid_range", "'until' is before 'since'")
+    before = decode_cursor(cursor) if cursor is not None else None
+    rows = await repository.list_batches(
+        conn, dataset=dataset, status=status, since=since, until=until, before=before, limit=limit
+    )
+    next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+    return {"batches": [{**row, "counts": _counts(row)} for row in rows], "next_cursor": next_cursor}
 
 
 async def batch_detail(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any]:

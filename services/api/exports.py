@@ -26,8 +26,9 @@ from pydantic import BaseModel
 
 from services.api.deps import Settings
 from services.api.repository import RowStream
-from services.api.schemas import ErrorOut, Places
+from services.api.schemas import Places
 from shared.http import ApiError
+from shared.openapi import ErrorOut
 
 ExportFormat = Literal["csv", "parquet"]
 FORMATS = ("json", "csv", "parquet")
@@ -57,8 +58,13 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
             PARQUET_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
         },
     },
-    400: {"model": ErrorOut, "description": "an invalid range (`invalid_range`) or format (`unsupported_format`)"},
-    406: {"model": ErrorOut, "description": "`Accept` names no media type the endpoint answers in"},
+    400: {"model": ErrorOut, "description": "`to` is before `from` or the range is too long (`invalid_range`)"},
+    406: {"model": ErrorOut, "description": "`Accept` names no media type the endpoint answers in (`not_acceptable`)"},
+    422: {
+        "model": ErrorOut,
+        "description": "an unknown `format` (`unsupported_format`), or a parameter that is not valid "
+        "(`invalid_request`)",
+    },
 }
 
 
@@ -85,8 +91,9 @@ def negotiate(requested: str | None, accept: str | None) -> str:
     that is one; JSON when Accept is absent."""
     if requested is not None:
         if requested.lower() not in FORMATS:
+            # An unknown value of an enum parameter is a 422, as FastAPI answers for the others.
             raise ApiError(
-                400,
+                422,
                 "unsupported_format",
                 f"unknown format {requested!r}; use one of {', '.join(FORMATS)}",
                 {"format": requested, "supported": list(FORMATS)},
@@ -235,7 +242,7 @@ def single_row(row: dict[str, Any]) -> RowStream:
 
 
 def _format_schema(schema: dict[str, Any]) -> None:
-    # Documented as the enum it is; the handler checks it itself to answer 400 unsupported_format.
+    # Documented as the enum it is; the handler checks it itself to answer 422 unsupported_format.
     schema.pop("anyOf", None)
     schema.update({"type": "string", "enum": list(FORMATS)})
 

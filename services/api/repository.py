@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -28,16 +28,37 @@ async def get_batch(conn: AsyncConnection, batch_id: uuid.UUID) -> dict[str, Any
 
 
 async def list_batches(
-    conn: AsyncConnection, *, dataset: str | None, status: str | None, limit: int
+    conn: AsyncConnection,
+    *,
+    dataset: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
+    """The batches newest first, by (received_at, batch_id), those after ``before`` in that order (keyset
+    pagination: a batch received meanwhile is on no later page, so pages neither skip nor repeat)."""
     rows = await conn.execute(
         text(
             f"""SELECT {BATCH_COLUMNS} FROM ops.batches
                 WHERE (CAST(:dataset AS text) IS NULL OR dataset = :dataset)
                   AND (CAST(:status AS text) IS NULL OR status = :status)
-                ORDER BY received_at DESC LIMIT :limit"""
+                  AND (CAST(:since AS timestamptz) IS NULL OR received_at >= :since)
+                  AND (CAST(:until AS timestamptz) IS NULL OR received_at < :until)
+                  AND (CAST(:before_at AS timestamptz) IS NULL
+                       OR (received_at, batch_id) < (CAST(:before_at AS timestamptz), CAST(:before_id AS uuid)))
+                ORDER BY received_at DESC, batch_id DESC LIMIT :limit"""
         ),
-        {"dataset": dataset, "status": status, "limit": limit},
+        {
+            "dataset": dataset,
+            "status": status,
+            "since": since,
+            "until": until,
+            "before_at": before[0] if before else None,
+            "before_id": before[1] if before else None,
+            "limit": limit,
+        },
     )
     return [dict(r) for r in rows.mappings()]
 
@@ -117,13 +138,45 @@ FROM analytics.daily_sales WHERE date BETWEEN :start AND :end ORDER BY date
 """
 
 
-async def daily_kpis(conn: AsyncConnection, *, start: date, end: date) -> list[dict[str, Any]]:
-    rows = await conn.execute(text(DAILY), {"start": start, "end": end})
+# The days of a range summed into ISO weeks (Monday first) or calendar months, each period named by its first
+# day and holding only the range's days. Distinct customers are not additive over days, so a period's are
+# counted from the facts, each customer once per period.
+PERIODS = """
+WITH periods AS (
+    SELECT date_trunc(CAST(:grain AS text), date::timestamp)::date AS date, sum(orders) AS orders,
+           sum(revenue) AS revenue, sum(units) AS units, sum(cancelled) AS cancelled, sum(refunded) AS refunded
+    FROM analytics.daily_sales WHERE date BETWEEN :start AND :end GROUP BY 1
+), customers AS (
+    SELECT date_trunc(CAST(:grain AS text), to_date(f.date_key::text, 'YYYYMMDD')::timestamp)::date AS date,
+           count(DISTINCT c.customer_id) AS distinct_customers
+    FROM processed.fact_sales f JOIN processed.dim_customers c ON c.customer_key = f.customer_key
+    WHERE f.status = 'completed' AND f.date_key BETWEEN :start_key AND :end_key GROUP BY 1
+)
+SELECT p.date, p.orders, p.revenue, p.units,
+       CASE WHEN p.orders > 0 THEN round(p.revenue / p.orders, 2) ELSE 0 END AS avg_order_value,
+       coalesce(c.distinct_customers, 0) AS distinct_customers, p.cancelled, p.refunded
+FROM periods p LEFT JOIN customers c USING (date) ORDER BY p.date
+"""
+
+
+def _daily_read(start: date, end: date, grain: str) -> tuple[str, dict[str, Any]]:
+    if grain == "day":
+        return DAILY, {"start": start, "end": end}
+    keys = {"start_key": _date_key(start), "end_key": _date_key(end)}
+    return PERIODS, {"start": start, "end": end, "grain": grain, **keys}
+
+
+async def daily_kpis(conn: AsyncConnection, *, start: date, end: date, grain: str = "day") -> list[dict[str, Any]]:
+    sql, params = _daily_read(start, end, grain)
+    rows = await conn.execute(text(sql), params)
     return [dict(r) for r in rows.mappings()]
 
 
-async def stream_daily_kpis(conn: AsyncConnection, *, start: date, end: date, chunk_rows: int) -> RowStream:
-    return await _stream(conn, DAILY, {"start": start, "end": end}, chunk_rows)
+async def stream_daily_kpis(
+    conn: AsyncConnection, *, start: date, end: date, chunk_rows: int, grain: str = "day"
+) -> RowStream:
+    sql, params = _daily_read(start, end, grain)
+    return await _stream(conn, sql, params, chunk_rows)
 
 
 async def quality_config_of(conn: AsyncConnection, batch_id: uuid.UUID, dataset: str) -> dict[str, Any] | None:

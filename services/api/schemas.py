@@ -33,18 +33,6 @@ class Schema(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class ErrorBodyOut(Schema):
-    code: str = Field(description="a stable machine-readable code, e.g. invalid_range")
-    message: str
-    details: Any
-
-
-class ErrorOut(Schema):
-    """Every error of the platform's HTTP services (shared/http.py)."""
-
-    error: ErrorBodyOut
-
-
 class RowCountsOut(Schema):
     rows_in: int | None
     rows_valid: int | None
@@ -133,6 +121,7 @@ class RejectsOut(Schema):
 
 class BatchListOut(Schema):
     batches: list[BatchSummaryOut]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
 
 
 class RangeOut(Schema):
@@ -151,8 +140,14 @@ class DayKpisOut(Schema):
     refunded: int
 
 
+Grain = Literal["day", "week", "month"]
+
+
 class DailyKpisOut(RangeOut):
-    days: list[DayKpisOut]
+    grain: Grain = Field(default="day", description="the period each of `days` is: a day, an ISO week or a month")
+    days: list[DayKpisOut] = Field(
+        description="oldest first; with a grain of week or month, `date` is the period's first day"
+    )
 
 
 class KpiSummaryOut(RangeOut):
@@ -350,9 +345,3 @@ class KeySecretOut(Schema):
     key: KeyOut
     secret: str = Field(description="the key itself, shown this once: only its sha256 is stored")
     previous: KeyOut | None = Field(default=None, description="the rotated key, valid until its expires_at")
-
-
-def errors(**described: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for error statuses, each with the error model: ``errors(e409="…")``."""
-    common = {"e401": "no API key, or one unknown, revoked or expired", "e403": "the key lacks the admin scope"}
-    return {int(k[1:]): {"model": ErrorOut, "description": v} for k, v in {**common, **described}.items()}

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.ingest.examples import EXAMPLES
 from services.ingest.metrics import UploadMetrics
 from services.ingest.routers import connectors, datasets, files
 from services.ingest.service import IngestService
@@ -25,6 +26,7 @@ from shared.http import install_error_handlers, install_metrics
 from shared.logs import configure_logging, get_logger
 from shared.memory import keep_stream_buffers_in_heap
 from shared.objectstore import all_buckets, create_object_store
+from shared.openapi import install_openapi
 
 log = get_logger(__name__)
 
@@ -69,4 +71,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_openapi(app, EXAMPLES)
     return app

@@ -219,10 +219,10 @@ def test_the_api_range_figures_agree_with_the_facts(platform: Platform, loaded: 
 
 def test_the_running_api_exports_what_its_json_holds(platform: Platform, loaded: tuple[Path, Path, Path]) -> None:
     """The api process of the platform (its own role, its uvicorn) answers every KPI endpoint of this module's
-    range as CSV and Parquet holding its JSON's figures; an unknown format is a 400 in the envelope."""
+    range as CSV and Parquet holding its JSON's figures; an unknown format is a 422 in the envelope."""
     params = {"from": CONFIG.start.isoformat(), "to": (CONFIG.start + timedelta(days=CONFIG.days)).isoformat()}
     with platform.client("kpis:read") as client:
         for endpoint in ENDPOINTS:
             assert_exports_equal_json(client, platform.api, endpoint, params)
         refused = client.get(f"{platform.api}/v1/kpis/daily", params={**params, "format": "xls"})
-        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "unsupported_format")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "unsupported_format")

@@ -10,21 +10,31 @@ from fastapi import APIRouter, Body, Header
 
 from services.api import admin
 from services.api.deps import Bus, DbEngine
-from services.api.schemas import AdminActionIn, AdminActionOut, ReplayOut, errors
+from services.api.schemas import AdminActionIn, AdminActionOut, ReplayOut
 from shared.http import Admin
+from shared.openapi import errors
 
-router = APIRouter(prefix="/v1/batches")
+router = APIRouter(prefix="/v1/batches", responses=errors(e404="no batch has that id (`batch_not_found`)"))
 
 Reason = Annotated[AdminActionIn | None, Body()]
 
 
-@router.post("/{batch_id}/release", response_model=AdminActionOut)
+@router.post(
+    "/{batch_id}/release",
+    response_model=AdminActionOut,
+    responses=errors(e409="the batch is not quarantined (`not_quarantined`)"),
+)
 async def release_batch(batch_id: uuid.UUID, principal: Admin, engine: DbEngine, bus: Bus, body: Reason = None) -> Any:
     """Load a quarantined batch anyway: it goes on as validated, its failed checks kept as warnings (audited)."""
     return await admin.release(engine, bus, batch_id=batch_id, principal=principal, reason=body.reason if body else "")
 
 
-@router.post("/{batch_id}/rerun-quality", response_model=AdminActionOut, status_code=202)
+@router.post(
+    "/{batch_id}/rerun-quality",
+    response_model=AdminActionOut,
+    status_code=202,
+    responses=errors(e409="the batch is neither quarantined nor failed in quality (`not_rerunnable`)"),
+)
 async def rerun_quality(batch_id: uuid.UUID, principal: Admin, engine: DbEngine, bus: Bus, body: Reason = None) -> Any:
     """Check a quarantined batch again with the quality config in effect now (audited)."""
     return await admin.rerun_quality(
@@ -37,9 +47,7 @@ async def rerun_quality(batch_id: uuid.UUID, principal: Admin, engine: DbEngine,
     response_model=ReplayOut,
     status_code=202,
     responses=errors(
-        e404="no batch has that id (`batch_not_found`)",
-        e409="the batch is on its first run still (`not_terminal`)",
-        e422="the batch id is not a UUID",
+        e409="the batch is on its first run still (`not_terminal`), or has nothing to start from (`not_replayable`)"
     ),
 )
 async def replay_batch(

@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from services.api import admin
 from services.api.deps import Bus, DbEngine
 from services.api.routers.kpis import check_range
-from services.api.schemas import BackfillIn, BackfillOut, errors
+from services.api.schemas import BackfillIn, BackfillOut
 from shared.http import Admin
+from shared.openapi import errors
 
 router = APIRouter(
     prefix="/v1/backfill",
-    responses=errors(e400="`to` before `from`, or a range over 3660 days (`invalid_range`)", e422="a malformed body"),
+    responses=errors(e400="`to` before `from`, or a range over 3660 days (`invalid_range`)"),
 )
 
 

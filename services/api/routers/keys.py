@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body
 
 from services.api import keys
 from services.api.deps import DbEngine, Settings
-from services.api.schemas import KeyIn, KeyOut, KeyRevokeIn, KeySecretOut, KeysOut, errors
+from services.api.schemas import KeyIn, KeyOut, KeyRevokeIn, KeySecretOut, KeysOut
 from shared.http import Admin, DbConnection
+from shared.openapi import errors
 
-router = APIRouter(prefix="/v1/keys", responses=errors(e422="the body or the key id is not valid"))
+router = APIRouter(prefix="/v1/keys")
 UNKNOWN = errors(e404="no key has that id (`key_not_found`)")
 
 

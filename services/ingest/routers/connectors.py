@@ -17,6 +17,7 @@ from services.ingest.connectors.sql import pull_sql
 from services.ingest.deps import Service
 from services.ingest.schemas import BatchAccepted, accepted_response
 from shared.http import Admin, IngestWriter
+from shared.openapi import errors
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 
@@ -64,7 +65,20 @@ def _swept(result: SweepResult, api_public_url: str) -> SweptObject:
     "/http",
     status_code=202,
     response_model=BatchAccepted,
-    responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
+    responses={
+        200: {"model": BatchAccepted, "description": "the same content was already accepted"},
+        **errors(
+            e400="the URL is not an allowed http(s) source (`invalid_source`), or its file cannot be read "
+            "(`unreadable_file`)",
+            e404="no dataset has that name (`unknown_dataset`)",
+            e409="the Idempotency-Key was used for other content (`idempotency_key_reused`)",
+            e413="the file is over the size limit (`too_large`)",
+            e415="the file's format is not one accepted (`unsupported_media_type`)",
+            e422="the file does not match the dataset's contract (`contract_mismatch`), or the body is not valid "
+            "(`invalid_request`)",
+            e502="the source failed or did not answer in time (`source_error`)",
+        ),
+    },
 )
 async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: Service) -> JSONResponse:
     """Download ``url`` (http or https) and accept it as a file of ``dataset``."""
@@ -80,7 +94,13 @@ async def pull_from_http(body: HttpPullRequest, _: IngestWriter, service: Servic
         200: {
             "model": BatchAccepted | NoNewRows,
             "description": "the rows were already a batch, or there were no new rows (batch: null)",
-        }
+        },
+        **errors(
+            e404="no SQL source has that name (`unknown_source`)",
+            e409="a pull of the source is running (`pull_in_progress`)",
+            e500="the source's query lacks its watermark column (`source_misconfigured`)",
+            e502="the source could not be read (`source_error`)",
+        ),
     },
 )
 async def pull_from_sql(source_name: str, _: Admin, service: Service) -> JSONResponse:
@@ -95,7 +115,13 @@ async def pull_from_sql(source_name: str, _: Admin, service: Service) -> JSONRes
     "/landing/sweep",
     status_code=202,
     response_model=list[SweptObject],
-    responses={200: {"model": list[SweptObject], "description": "no new batch was created"}},
+    responses={
+        200: {"model": list[SweptObject], "description": "no new batch was created"},
+        **errors(
+            e400="the prefix is not under the landing root (`invalid_prefix`)",
+            e409="a sweep is running (`sweep_in_progress`)",
+        ),
+    },
 )
 async def sweep(_: IngestWriter, service: Service, body: SweepRequest | None = None) -> JSONResponse:
     """Ingest every object under the landing prefix and move it to ``_done`` or ``_rejected``."""

@@ -15,6 +15,7 @@ from services.ingest.service import Upload, parse_dataset, safe_file_name
 from services.ingest.settings import IngestSettings
 from services.ingest.upload import idle_bounded
 from shared.http import ApiError, IngestWriter
+from shared.openapi import errors
 
 router = APIRouter(prefix="/v1/datasets")
 
@@ -44,7 +45,44 @@ async def _upload(dataset: str, request: Request, idempotency_key: str | None, s
     "/{dataset}/files",
     status_code=202,
     response_model=BatchAccepted,
-    responses={200: {"model": BatchAccepted, "description": "the same content was already accepted"}},
+    responses={
+        200: {"model": BatchAccepted, "description": "the same content was already accepted"},
+        **errors(
+            e400="the file cannot be read (`unreadable_file`), or the multipart body is malformed "
+            "(`invalid_multipart`)",
+            e404="no dataset has that name (`unknown_dataset`)",
+            e408="the body stopped arriving (`body_timeout`)",
+            e409="the Idempotency-Key was used for other content (`idempotency_key_reused`), or a concurrent "
+            "upload conflicted (`conflict`)",
+            e413="the file is over the size limit (`too_large`), or inflates past it (`decompression_bomb`)",
+            e415="the Content-Type or the file's format is not one accepted (`unsupported_media_type`)",
+            e422="the header does not match the dataset's contract (`contract_mismatch`, `duplicate_columns`, "
+            "`too_many_columns`, `too_deeply_nested`), or a header is not valid (`invalid_request`)",
+        ),
+    },
+    openapi_extra={
+        # The handler reads the body as a stream itself (so it is not declared as a parameter): either form.
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "product_id,product_name,category,created_at,updated_at\r\n"
+                    "P-1,Desk lamp,home,2025-01-01T00:00:00Z,2025-01-01T00:00:00Z\r\n",
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 async def upload_file(
     dataset: str,

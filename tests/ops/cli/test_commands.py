@@ -87,7 +87,12 @@ def test_ingest_wait_loads_a_clean_file_and_the_read_commands_show_it(platform: 
     assert batch_id in {b["batch_id"] for b in json.loads(listed.stdout)["batches"]}
     assert batch_id in salesdp("batches", "--since", "1h", "--limit", "500", env=env).stdout
     future = json.loads(salesdp("batches", "--since", "2999-01-01", "--json", env=env).stdout)
-    assert future["batches"] == []
+    assert future == {"batches": [], "next_cursor": None}
+    # --since is the API's filter: the answer is the API's for that bound, which includes its own moment.
+    received = json.loads(detail.stdout)["received_at"]
+    since = json.loads(salesdp("batches", "--since", received, "--json", env=env).stdout)
+    assert since == api_json(platform, key, "/v1/batches", since=received)
+    assert batch_id in {b["batch_id"] for b in since["batches"]}
 
     # The same file again: the same batch (the content is known), already loaded, so --wait returns at once
     # from the status read made once the stream is open, with no event left to come.
@@ -114,6 +119,12 @@ def test_ingest_wait_loads_a_clean_file_and_the_read_commands_show_it(platform: 
         shown = salesdp("kpis", "--from", start, "--to", end, "--by", by, "--json", env=env)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout) == api_json(platform, key, f"/v1/kpis/{endpoint}", **{"from": start, "to": end})
+    weeks = salesdp("kpis", "--from", start, "--to", end, "--grain", "week", "--json", env=env)
+    assert weeks.returncode == 0, weeks.stderr
+    by_week = api_json(platform, key, "/v1/kpis/daily", **{"from": start, "to": end, "grain": "week"})
+    assert json.loads(weeks.stdout) == by_week and by_week["grain"] == "week"
+    assert "KPIs by week" in salesdp("kpis", "--from", start, "--to", end, "--grain", "week", env=env).stdout
+    assert salesdp("kpis", "--grain", "week", "--by", "state", env=env).returncode == 2
     days = salesdp("kpis", "--from", start, "--to", end, "--by", "day", env=env).stdout
     assert all(day in days for day in ("2019-03-01", "2019-03-02", "2019-03-03"))
     assert f"P-CLI-{run}" in salesdp("kpis", "--from", start, "--to", end, "--by", "top-products", env=env).stdout

@@ -174,6 +174,86 @@ def test_batch_list_filters(api_url: str, reader: httpx.Client) -> None:
     assert str(BATCH_ID) not in {b["batch_id"] for b in none}
 
 
+PAGED = [uuid.uuid4() for _ in range(5)]
+
+
+async def _seed_paged(database_url: str, batches: list[tuple[uuid.UUID, str, datetime]]) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.executemany(
+            """INSERT INTO ops.batches (batch_id, dataset, status, file_name, file_format, object_bucket, object_key,
+                   sha256, size_bytes, header, received_at)
+               VALUES ($1, $2, 'loaded', 'paged.csv', 'csv', 'raw-data', 'k', $3, 10, '{}', $4)""",
+            [(batch_id, dataset, uuid.uuid4().hex * 2, at) for batch_id, dataset, at in batches],
+        )
+    finally:
+        await conn.close()
+
+
+def test_batch_list_pages_with_a_cursor_that_is_stable_under_inserts(
+    api_url: str, reader: httpx.Client, settings: PlatformSettings
+) -> None:
+    # Two share a received time: the batch id breaks the tie, so neither is skipped or repeated at a page edge.
+    times = [datetime(1990, 1, day, tzinfo=UTC) for day in (1, 2, 2, 3, 4)]
+    datasets = ["customers", "products", "customers", "customers", "products"]
+    asyncio.run(_seed_paged(settings.database_url, list(zip(PAGED, datasets, times, strict=True))))
+    window = {"since": "1990-01-01T00:00:00", "until": "1990-02-01T00:00:00Z"}
+    expected = [b for _, b in sorted(zip(times, PAGED, strict=True), key=lambda p: (p[0], p[1]), reverse=True)]
+    seen: list[str] = []
+    cursor = None
+    for page in range(3):
+        params = {**window, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = reader.get(f"{api_url}/v1/batches", params=params).raise_for_status().json()
+        seen += [b["batch_id"] for b in body["batches"]]
+        cursor = body["next_cursor"]
+        if page == 0:
+            # A batch received after the first page was read is on none of the next ones.
+            newer = [(uuid.uuid4(), "sales", datetime(1990, 1, 31, tzinfo=UTC))]
+            asyncio.run(_seed_paged(settings.database_url, newer))
+    assert seen == [str(b) for b in expected]
+    assert cursor is None
+
+    customers = reader.get(f"{api_url}/v1/batches", params={**window, "dataset": "customers"}).json()
+    assert [b["batch_id"] for b in customers["batches"]] == [
+        str(b) for b in expected if datasets[PAGED.index(b)] == "customers"
+    ]
+    assert customers["next_cursor"] is None
+    narrow = {"since": "1990-01-02T00:00:00+00:00", "until": "1990-01-03T00:00:00+00:00"}
+    between = reader.get(f"{api_url}/v1/batches", params=narrow).json()["batches"]
+    assert {b["batch_id"] for b in between} == {str(PAGED[1]), str(PAGED[2])}
+
+
+def test_daily_kpis_by_week_and_month_count_each_customer_once(api_url: str, reader: httpx.Client) -> None:
+    january = {"from": "1999-01-01", "to": "1999-01-31"}
+    days = reader.get(f"{api_url}/v1/kpis/daily", params=january).raise_for_status().json()
+    assert days["grain"] == "day" and sum(d["distinct_customers"] for d in days["days"]) == 3
+    # 1999-01-01 is a Friday: its ISO week starts on Monday 1998-12-28, and holds the range's days only.
+    for grain, first_day in (("week", "1998-12-28"), ("month", "1999-01-01")):
+        response = reader.get(f"{api_url}/v1/kpis/daily", params={**january, "grain": grain})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["grain"] == grain
+        assert body["days"] == [
+            {
+                "date": first_day,
+                "orders": 4,
+                "revenue": 12345679.21,
+                "units": 5,
+                "avg_order_value": 3086419.8,
+                # api-C1 bought on both days (in two versions), api-C2 on one: two customers, not 2 + 1.
+                "distinct_customers": 2,
+                "cancelled": 1,
+                "refunded": 1,
+            }
+        ]
+    split = reader.get(f"{api_url}/v1/kpis/daily", params={"from": "1999-01-01", "to": "1999-01-04", "grain": "week"})
+    assert [w["date"] for w in split.json()["days"]] == ["1998-12-28"]
+    exported = reader.get(f"{api_url}/v1/kpis/daily", params={**january, "grain": "month", "format": "csv"})
+    assert exported.status_code == 200, exported.text
+    assert 'filename="kpis-monthly_1999-01-01_1999-01-31.csv"' in exported.headers["content-disposition"]
+    assert exported.text.splitlines()[1] == "1999-01-01,4,12345679.21,5,3086419.80,2,1,1"
+
+
 def test_daily_kpis_are_exact_json_numbers(api_url: str, reader: httpx.Client) -> None:
     response = reader.get(f"{api_url}/v1/kpis/daily", params={"from": "1999-01-01", "to": "1999-01-31"})
     assert response.status_code == 200, response.text
@@ -208,6 +288,12 @@ def test_daily_kpis_are_exact_json_numbers(api_url: str, reader: httpx.Client) -
         ("/v1/batches", {"status": "loaded\x00"}, 422, "invalid_request"),
         ("/v1/batches", {"dataset": "invoices"}, 422, "invalid_request"),
         ("/v1/batches", {"status": "done"}, 422, "invalid_request"),
+        ("/v1/batches", {"since": "yesterday"}, 422, "invalid_request"),
+        ("/v1/batches", {"since": "2025-02-01", "until": "2025-01-01"}, 400, "invalid_range"),
+        ("/v1/batches", {"cursor": "bm90LWEtY3Vyc29y"}, 400, "invalid_cursor"),
+        ("/v1/batches", {"cursor": "%%%"}, 400, "invalid_cursor"),
+        ("/v1/kpis/daily", {"from": "1999-01-01", "to": "1999-01-31", "grain": "year"}, 422, "invalid_request"),
+        ("/v1/kpis/daily", {"from": "1999-01-01", "to": "1999-01-31", "grain": "WEEK"}, 422, "invalid_request"),
     ],
 )
 def test_errors_use_the_envelope(

@@ -240,8 +240,8 @@ def test_the_accept_header_chooses_like_the_format_parameter(client: httpx.Clien
 @pytest.mark.parametrize(
     ("params", "headers", "status", "code"),
     [
-        ({"format": "xlsx"}, {}, 400, "unsupported_format"),
-        ({"format": ""}, {}, 400, "unsupported_format"),
+        ({"format": "xlsx"}, {}, 422, "unsupported_format"),
+        ({"format": ""}, {}, 422, "unsupported_format"),
         ({}, {"Accept": "application/xml"}, 406, "not_acceptable"),
         ({}, {"Accept": "text/csv;q=0"}, 406, "not_acceptable"),
     ],
