@@ -62,6 +62,7 @@ bench: install  ## benchmarks; each prints its figures against a baseline measur
 	$(PY) -m bench.transform_stage --rows $(or $(BENCH_TRANSFORM_ROWS),1000000)
 	$(PY) -m bench.warehouse_load
 	$(PY) -m bench.quality_checks --rows $(or $(BENCH_QUALITY_ROWS),1000000)
+	$(PY) -m bench.kpi_api --duration $(or $(BENCH_KPI_SECONDS),10)
 
 soak: install  ## 200 batches from 8 clients through the whole platform: throughput, latency, memory (docs/benchmarks.md)
 	$(PY) -m bench.soak --batches $(or $(SOAK_BATCHES),200) --clients $(or $(SOAK_CLIENTS),8) $(if $(SOAK_SEED),--seed $(SOAK_SEED))

@@ -96,6 +96,7 @@ def _json(body: bytes, result: str) -> Response:
     return Response(body, media_type="application/json", headers={CACHE_HEADER: result, "Vary": "Accept"})
 
 
-def kpi_cache(request: Request) -> KpiCache:
+# async, as services/api/deps.py says why.
+async def kpi_cache(request: Request) -> KpiCache:
     cache: KpiCache = request.app.state.kpi_cache
     return cache

@@ -247,7 +247,8 @@ def _format_schema(schema: dict[str, Any]) -> None:
     schema.update({"type": "string", "enum": list(FORMATS)})
 
 
-def _export(
+# async, as services/api/deps.py says why.
+async def _export(
     request: Request,
     response: Response,
     settings: Settings,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Result, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.events import Event
@@ -132,6 +132,13 @@ async def _stream(conn: AsyncConnection, sql: str, params: dict[str, Any], chunk
     return RowStream(list(result.keys()), chunks())
 
 
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    # Zipped with the keys once, not a RowMapping per row: a two-year daily answer's rows cost a tenth of
+    # its CPU that way (bench/kpi_api.py).
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
 DAILY = """
 SELECT date, orders, revenue, units, avg_order_value, distinct_customers, cancelled, refunded
 FROM analytics.daily_sales WHERE date BETWEEN :start AND :end ORDER BY date
@@ -169,7 +176,7 @@ def _daily_read(start: date, end: date, grain: str) -> tuple[str, dict[str, Any]
 async def daily_kpis(conn: AsyncConnection, *, start: date, end: date, grain: str = "day") -> list[dict[str, Any]]:
     sql, params = _daily_read(start, end, grain)
     rows = await conn.execute(text(sql), params)
-    return [dict(r) for r in rows.mappings()]
+    return _dicts(rows)
 
 
 async def stream_daily_kpis(
@@ -271,7 +278,7 @@ def _breakdown_sql(name: str) -> str:
 
 async def breakdown(conn: AsyncConnection, name: str, *, start: date, end: date) -> list[dict[str, Any]]:
     rows = await conn.execute(text(_breakdown_sql(name)), {"start": start, "end": end})
-    return [dict(r) for r in rows.mappings()]
+    return _dicts(rows)
 
 
 async def stream_breakdown(conn: AsyncConnection, name: str, *, start: date, end: date, chunk_rows: int) -> RowStream:
@@ -295,7 +302,7 @@ ORDER BY s.revenue DESC, s.product_id
 async def top_products(conn: AsyncConnection, *, start: date, end: date, limit: int) -> list[dict[str, Any]]:
     """The products with the largest revenue over the range, named and categorised as they are now."""
     rows = await conn.execute(text(TOP_PRODUCTS), {"start": start, "end": end, "limit": limit})
-    return [dict(r) for r in rows.mappings()]
+    return _dicts(rows)
 
 
 async def stream_top_products(
