@@ -70,9 +70,11 @@ def loaded(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict
     """dataset -> batch id of this module's files, each loaded."""
     folder = tmp_path_factory.mktemp("replay")
     files: dict[str, Path] = {
-        "customers": _own_keys(write_customers(CONFIG, folder / "customers.csv"), ("customer_id",)),
-        "products": _own_keys(write_products(CONFIG, folder / "products.csv"), ("product_id",)),
-        "sales": _own_keys(write_sales(CONFIG, folder / "sales.csv"), ("transaction_id", "customer_id", "product_id")),
+        "customers": _own_keys(write_customers(CONFIG, folder / "customers.csv"), ("customer_id",), "R"),
+        "products": _own_keys(write_products(CONFIG, folder / "products.csv"), ("product_id",), "R"),
+        "sales": _own_keys(
+            write_sales(CONFIG, folder / "sales.csv"), ("transaction_id", "customer_id", "product_id"), "R"
+        ),
     }
     batches = {}
     with platform.client("ingest:write", "batches:read") as client:

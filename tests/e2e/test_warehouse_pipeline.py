@@ -53,8 +53,8 @@ async def _warehouse(database_url: str, transaction_ids: list[str]) -> dict[str,
         await conn.close()
 
 
-def _own_keys(path: Path, columns: tuple[str, ...]) -> Path:
-    """The file with ``W`` before every key, so its rows share no key with another test's."""
+def _own_keys(path: Path, columns: tuple[str, ...], prefix: str = "W") -> Path:
+    """The file with ``prefix`` before every key, so its rows share no key with another test's."""
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
     indexes = [rows[0].index(c) for c in columns]
@@ -64,7 +64,7 @@ def _own_keys(path: Path, columns: tuple[str, ...]) -> Path:
         for row in rows[1:]:
             for i in indexes:
                 if i < len(row) and row[i].strip():
-                    row[i] = "W" + row[i]
+                    row[i] = prefix + row[i]
             writer.writerow(row)
     return path
 
