@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from devtools.sampledata import GeneratorConfig, write_customers, write_products
 from tests.conftest import Platform
 from tests.e2e.test_sales_pipeline import post_file, wait_terminal
 from tests.e2e.test_warehouse_pipeline import _own_keys
+from tests.sse import sse_frames
 
 pytestmark = pytest.mark.e2e
 
@@ -49,20 +49,6 @@ async def _warehouse(database_url: str) -> dict[str, list[str]]:
         return snapshot
     finally:
         await conn.close()
-
-
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    frame: dict[str, str] = {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-            continue
-        field, _, value = line.partition(": ")
-        frame[field] = value
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +89,7 @@ def _replay(platform: Platform, admin: httpx.Client, batch_id: str) -> tuple[dic
         assert again.status_code == 202, again.text
         assert again.json()["attempt"] == replayed.json()["attempt"] and again.json()["replayed"] is False
         types = []
-        for frame in _frames(lines):
+        for frame in sse_frames(lines):
             types.append(frame["event"])
             assert json.loads(frame["data"])["batch_id"] == batch_id
             if frame["event"] in ("batch.loaded", "batch.quarantined", "batch.failed"):

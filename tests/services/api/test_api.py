@@ -22,6 +22,7 @@ from shared.http import RETRY_AFTER_SECONDS
 from shared.settings import PlatformSettings
 from tests.conftest import free_port, settings_from
 from tests.http_server import serve
+from tests.sse import sse_frames
 
 BATCH_ID = uuid.uuid4()
 
@@ -466,21 +467,6 @@ def test_top_products_limit_is_bounded(api_url: str, reader: httpx.Client) -> No
         assert response.status_code == 422, response.text
 
 
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    """Server-sent events as {field: value} (comment lines skipped)."""
-    frame: dict[str, str] = {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-            continue
-        field, _, value = line.partition(": ")
-        frame[field] = value
-
-
 def test_events_stream_what_is_published_for_the_batch_asked_for(
     api_url: str, reader: httpx.Client, settings: PlatformSettings
 ) -> None:
@@ -494,7 +480,7 @@ def test_events_stream_what_is_published_for_the_batch_asked_for(
         assert next(lines) == ": connected"
         bus.publish(other)
         bus.publish(ours)
-        frame = next(_frames(lines))
+        frame = next(sse_frames(lines))
     assert frame["id"] == str(ours.event_id)
     assert frame["event"] == "batch.loaded"
     assert json.loads(frame["data"]) == ours.model_dump(mode="json")
@@ -525,7 +511,7 @@ def test_events_resume_after_the_last_event_id(api_url: str, reader: httpx.Clien
     headers = {"Last-Event-ID": str(seen.event_id)}
     with reader.stream("GET", f"{api_url}/v1/events", headers=headers) as response:
         assert response.status_code == 200
-        frame = next(_frames(response.iter_lines()))
+        frame = next(sse_frames(response.iter_lines()))
     assert frame["id"] == str(missed.event_id)
     assert json.loads(frame["data"])["facts_upserted"] == 4
 

@@ -28,6 +28,7 @@ from shared.settings import PlatformSettings
 from tests.conftest import as_role, create_database, drop_database, settings_from
 from tests.http_server import serve
 from tests.services.warehouse.harness import Customer, Product, Sale, Warehouse, at, check_analytics
+from tests.sse import sse_frames
 
 START, END = date(2024, 3, 1), date(2024, 3, 31)
 
@@ -95,20 +96,6 @@ async def _check(database_url: str) -> None:
         await engine.dispose()
 
 
-def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    frame: dict[str, str] = {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if not line:
-            if frame:
-                yield frame
-            frame = {}
-            continue
-        field, _, value = line.partition(": ")
-        frame[field] = value
-
-
 def _by_table(report: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
     return {t["table"]: (t["changed"], t["inserted"], t["deleted"]) for t in report["tables"]}
 
@@ -144,7 +131,7 @@ def test_backfill_restores_tampered_analytics_and_reports_it(api: str, database:
                 f"{api}/v1/backfill", json={"from": "2024-03-01", "to": "2024-03-31", "reason": "tamper drill"}
             )
             assert response.status_code == 200, response.text
-            frame = next(_frames(lines))
+            frame = next(sse_frames(lines))
         first = response.json()
         second = admin.post(f"{api}/v1/backfill", json={"from": "2024-03-01", "to": "2024-03-31"}).json()
 
